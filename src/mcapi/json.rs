@@ -252,7 +252,9 @@ mod tests {
 
     #[test]
     fn numbers_are_classified_lexically() {
-        let n = |s: &str| serde_json::from_str::<&RawValue>(s).unwrap();
+        fn n(s: &str) -> &RawValue {
+            serde_json::from_str(s).unwrap()
+        }
         assert!(is_integer_literal(n("12")));
         assert!(!is_integer_literal(n("12.0")));
         assert!(!is_integer_literal(n("1e3")));

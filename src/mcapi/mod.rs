@@ -257,7 +257,10 @@ pub struct Checked<'a> {
 
 impl Checked<'_> {
     pub fn is_valid(&self) -> bool {
-        !self.violations.iter().any(|v| v.severity == Severity::Error)
+        !self
+            .violations
+            .iter()
+            .any(|v| v.severity == Severity::Error)
     }
 
     pub fn errors(&self) -> impl Iterator<Item = &Violation> {

@@ -1,0 +1,88 @@
+//! The `mediagate` command line: `run`, `check`, `validate`, `emulate`.
+//!
+//! mediagate owns its CLI: pingora's own flags are not exposed, and its `Opt` is built here.
+
+mod run;
+mod validate;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::config;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mediagate",
+    version,
+    about = "A validating gateway for the Streaming Media Collection API"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the gateway (and the emulator when the file has an [emulator] section).
+    Run {
+        /// Configuration file.
+        #[arg(short, long, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+        /// Take over the listening sockets of a running instance (zero-downtime upgrade): start
+        /// this first, then send SIGQUIT to the old process.
+        #[arg(long)]
+        upgrade: bool,
+    },
+    /// Validate a configuration file without touching the network; exit 0 when it is valid.
+    Check {
+        #[arg(short, long, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
+    /// Validate one request body offline; print {"valid", "errors", "warnings"}; exit 0 valid,
+    /// 1 invalid, 2 usage error.
+    Validate {
+        /// Use this file's [validation] policies (defaults otherwise).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// The endpoint the body is sent to.
+        #[arg(long, value_parser = ["sessions", "events", "downloaded"])]
+        endpoint: String,
+        /// The body: a file, or - (the default) for standard input.
+        #[arg(default_value = "-")]
+        file: String,
+    },
+    /// Run only the built-in emulator of the collection backend.
+    Emulate {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: String,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { config, upgrade } => run::run(&config, upgrade),
+        Command::Check { config } => check(&config),
+        Command::Validate {
+            config,
+            endpoint,
+            file,
+        } => validate::validate(config.as_deref(), &endpoint, &file),
+        Command::Emulate { listen } => run::emulate(&listen),
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match config::load(path) {
+        Ok(_) => {
+            println!("{}: ok", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("mediagate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! `mediagate run` and `mediagate emulate`: build pingora's server from our configuration.
+
+use pingora_core::server::configuration::{Opt, ServerConf};
+use pingora_core::server::Server;
+use pingora_core::services::background::background_service;
+use pingora_core::services::listening::Service;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use crate::admin::{AdminApp, Readiness, ReadinessWatcher};
+use crate::config::{self, Config};
+use crate::emulator::{self, EmulatorSettings};
+use crate::gateway::Gateway;
+use crate::metrics::Metrics;
+
+pub fn run(path: &Path, upgrade: bool) -> ExitCode {
+    let config = match config::load(path) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            eprintln!("mediagate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logging(&config.log_level);
+    let metrics = match Metrics::new() {
+        Ok(m) => Arc::new(m),
+        Err(e) => {
+            eprintln!("mediagate: cannot create metrics: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let gateway = match Gateway::new(config.clone(), metrics.clone()) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("mediagate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut server = new_server(server_conf(&config), upgrade);
+
+    let mut proxy = pingora_proxy::http_proxy_service_with_name(
+        &server.configuration,
+        gateway,
+        "mediagate gateway",
+    );
+    proxy.add_tcp(&config.server.listen.to_string());
+    server.add_service(proxy);
+
+    let readiness = Readiness::new_ready();
+    let mut admin = Service::new(
+        "mediagate admin".to_owned(),
+        AdminApp {
+            metrics,
+            readiness: readiness.clone(),
+        },
+    );
+    admin.add_tcp(&config.admin_listen.to_string());
+    server.add_service(admin);
+    server.add_service(background_service("readiness", ReadinessWatcher(readiness)));
+
+    if let Some(e) = &config.emulator {
+        server.add_service(emulator::service(EmulatorSettings {
+            listen: e.listen.to_string(),
+            idle_timeout: e.idle_timeout,
+            location_prefix: e.location_prefix.clone(),
+            response_delay: e.response_delay,
+            policies: config.validation.policies.clone(),
+        }));
+    }
+    log::info!(
+        "mediagate {} listening on {} (admin {}), upstreams: {}",
+        env!("CARGO_PKG_VERSION"),
+        config.server.listen,
+        config.admin_listen,
+        config
+            .upstreams
+            .iter()
+            .map(|u| format!("{}={}", u.name, u.authority))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    server.run_forever()
+}
+
+pub fn emulate(listen: &str) -> ExitCode {
+    if listen.parse::<std::net::SocketAddr>().is_err() {
+        eprintln!("mediagate emulate: --listen {listen:?} is not an IP address with a port");
+        return ExitCode::from(2);
+    }
+    init_logging("info");
+    let conf = ServerConf {
+        threads: 2,
+        grace_period_seconds: Some(1),
+        graceful_shutdown_timeout_seconds: Some(1),
+        pid_file: "/tmp/mediagate-emulator.pid".into(),
+        upgrade_sock: "/tmp/mediagate-emulator-upgrade.sock".into(),
+        ..ServerConf::default()
+    };
+    let mut server = new_server(conf, false);
+    server.add_service(emulator::service(EmulatorSettings {
+        listen: listen.to_owned(),
+        ..EmulatorSettings::default()
+    }));
+    log::info!("mediagate emulator listening on {listen}");
+    server.run_forever()
+}
+
+fn server_conf(config: &Config) -> ServerConf {
+    let s = &config.server;
+    ServerConf {
+        threads: s.threads,
+        grace_period_seconds: Some(s.grace_period_seconds),
+        graceful_shutdown_timeout_seconds: Some(s.graceful_shutdown_timeout_seconds),
+        pid_file: s.pid_file.clone(),
+        upgrade_sock: s.upgrade_sock.clone(),
+        upstream_keepalive_pool_size: 256,
+        ..ServerConf::default()
+    }
+}
+
+fn new_server(conf: ServerConf, upgrade: bool) -> Server {
+    let opt = Opt {
+        upgrade,
+        daemon: false,
+        nocapture: false,
+        test: false,
+        conf: None,
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    server.bootstrap();
+    server
+}
+
+fn init_logging(level: &str) {
+    let env = env_logger::Env::default().default_filter_or(level);
+    let _ = env_logger::Builder::from_env(env)
+        .format_timestamp_millis()
+        .try_init();
+}

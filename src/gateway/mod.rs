@@ -1,0 +1,631 @@
+//! The pingora glue: a `ProxyHttp` whose `request_filter` routes each request, reads and checks
+//! the body, calls the pure modules (validation, enrichment, Location rewriting), performs the
+//! upstream exchange and writes the answer; `logging` records metrics and the access log.
+//!
+//! Every request is answered from `request_filter` (it returns `Ok(true)`), so pingora's own
+//! upstream phases never run: see [`upstream`] for why the exchange is done here.
+
+pub mod access_log;
+pub mod forward;
+pub mod respond;
+pub mod routes;
+pub mod upstream;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_error::{Error, ErrorType, Result};
+use pingora_http::ResponseHeader;
+use pingora_proxy::{ProxyHttp, Session};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::config::{Config, Mode};
+use crate::enrich::{self, template::rfc3339_millis};
+use crate::location;
+use crate::mcapi::{self, Endpoint, EventType, Severity};
+use crate::metrics::{content_type_label, Metrics};
+use respond::ErrorReply;
+use routes::{Action, Route};
+use upstream::{FailureKind, Upstreams};
+
+/// The gateway service.
+pub struct Gateway {
+    config: Arc<Config>,
+    metrics: Arc<Metrics>,
+    upstreams: Upstreams,
+    request_ids: RequestIds,
+}
+
+/// Per-request state, read by `logging`.
+pub struct RequestCtx {
+    start: Instant,
+    route: Route,
+    status: u16,
+    body_bytes: usize,
+    request_id: String,
+    upstream: Option<usize>,
+    upstream_time: Option<Duration>,
+    violations: usize,
+    failure: Option<FailureKind>,
+}
+
+impl Gateway {
+    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>) -> Result<Gateway, String> {
+        let upstreams = Upstreams::new(&config.upstreams, 256)?;
+        for u in &config.upstreams {
+            metrics
+                .upstream_healthy
+                .with_label_values(&[&u.name])
+                .set(1);
+        }
+        Ok(Gateway {
+            config,
+            metrics,
+            upstreams,
+            request_ids: RequestIds::new(),
+        })
+    }
+
+    /// Routes the request and writes the whole answer.
+    async fn handle(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+        let req = session.req_header();
+        let (route, action) = routes::dispatch(
+            &req.method,
+            req.uri.path(),
+            self.config.validation.sid_format,
+        );
+        ctx.route = route;
+        match action {
+            Action::NotFound => self.error(session, ctx, 404, "no such route", &[]).await,
+            Action::MalformedSid => {
+                self.error(session, ctx, 404, "malformed session id", &[])
+                    .await
+            }
+            Action::MethodNotAllowed => {
+                let reply = ErrorReply {
+                    status: 405,
+                    message: "method not allowed",
+                    errors: &[],
+                    headers: &[("allow", route.allow())],
+                };
+                ctx.status = 405;
+                respond::error(session, reply).await
+            }
+            Action::Preflight => {
+                ctx.status = 204;
+                respond::preflight(session).await
+            }
+            Action::ForwardBodiless => self.forward(session, ctx, Bytes::new(), false).await,
+            Action::ForwardBody(endpoint) => {
+                self.forward_checked_body(session, ctx, endpoint).await
+            }
+        }
+    }
+
+    async fn forward_checked_body(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        endpoint: Endpoint,
+    ) -> Result<()> {
+        let cfg = &self.config;
+        let content_type = session
+            .req_header()
+            .headers
+            .get("content-type")
+            .map(|v| v.as_bytes());
+        if !routes::content_type_accepted(content_type, cfg.validation.content_type) {
+            return self
+                .error(
+                    session,
+                    ctx,
+                    415,
+                    "unsupported content type: send application/json",
+                    &[],
+                )
+                .await;
+        }
+        let Some(body) = self.read_body(session, ctx).await? else {
+            return Ok(());
+        };
+        ctx.body_bytes = body.len();
+        let now_ms = unix_ms(SystemTime::now());
+        let checked = mcapi::check(endpoint, &body, &cfg.validation.policies, now_ms);
+        let mode = cfg.validation.mode;
+        if mode != Mode::Off {
+            self.count_violations(ctx, &checked);
+        }
+        if mode == Mode::Enforce && !checked.is_valid() {
+            let errors: Vec<&mcapi::Violation> = checked.errors().collect();
+            return self
+                .error(session, ctx, 400, "invalid request body", &errors)
+                .await;
+        }
+        if mode == Mode::Report && !checked.is_valid() {
+            log::warn!(
+                "request {}: forwarding an invalid {} body (report mode): {}",
+                ctx.request_id,
+                endpoint.as_str(),
+                checked
+                    .errors()
+                    .map(|v| format!("{} {}", v.path, v.rule.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        let body = match &checked.document {
+            Some(doc) if cfg.enrich.has_body_rules() => {
+                let enriched = {
+                    let headers = &session.req_header().headers;
+                    let ectx = self.enrich_context(session, ctx, headers, now_ms);
+                    cfg.enrich.enrich_body(checked.text, doc, &ectx)
+                };
+                match enriched {
+                    Some(new) => {
+                        self.metrics
+                            .body_rewrites
+                            .with_label_values(&[ctx.route.template()])
+                            .inc();
+                        Bytes::from(new)
+                    }
+                    None => body.clone(),
+                }
+            }
+            _ => body.clone(),
+        };
+        if let Some(doc) = &checked.document {
+            self.count_events(doc);
+        }
+        drop(checked);
+        self.forward(session, ctx, body, true).await
+    }
+
+    /// Reads the whole request body, answering 413 above the limit and 400 when it cannot be
+    /// read. `None` means an answer was written.
+    async fn read_body(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Bytes>> {
+        let max = self.config.server.max_body_bytes;
+        let declared = session
+            .req_header()
+            .headers
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|len| len > max as u64) {
+            // The body is left unread, so pingora closes the connection after this answer.
+            self.error(session, ctx, 413, &too_large(max), &[]).await?;
+            return Ok(None);
+        }
+        let expects_continue = session
+            .req_header()
+            .headers
+            .get("expect")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        if expects_continue {
+            let downstream = session.as_downstream_mut();
+            // A 100 Continue before the body would otherwise switch keep-alive off.
+            downstream.set_close_on_response_before_downstream_finish(false);
+            downstream.write_continue_response().await?;
+            downstream.set_close_on_response_before_downstream_finish(true);
+        }
+        let mut buf = BytesMut::with_capacity(declared.map_or(4096, |l| l as usize));
+        loop {
+            let chunk = match tokio::time::timeout(
+                self.config.server.client_read_timeout,
+                session.read_request_body(),
+            )
+            .await
+            {
+                Ok(Ok(Some(chunk))) => chunk,
+                Ok(Ok(None)) => break,
+                Ok(Err(e)) => {
+                    log::debug!("request {}: reading the body failed: {e}", ctx.request_id);
+                    session.as_downstream_mut().set_keepalive(None);
+                    self.error(session, ctx, 400, "the request body could not be read", &[])
+                        .await?;
+                    return Ok(None);
+                }
+                Err(_) => {
+                    session.as_downstream_mut().set_keepalive(None);
+                    self.error(session, ctx, 408, "timed out reading the request body", &[])
+                        .await?;
+                    return Ok(None);
+                }
+            };
+            if buf.len() + chunk.len() > max {
+                session.as_downstream_mut().set_keepalive(None);
+                self.error(session, ctx, 413, &too_large(max), &[]).await?;
+                return Ok(None);
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(Some(buf.freeze()))
+    }
+
+    /// Sends the request upstream and relays the answer.
+    async fn forward(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        body: Bytes,
+        has_body: bool,
+    ) -> Result<()> {
+        let index = 0;
+        let upstream = &self.upstreams.list[index];
+        ctx.upstream = Some(index);
+        let req = session.req_header();
+        let method = req.method.clone();
+        let is_head = method == http::Method::HEAD;
+        let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
+        let now_ms = unix_ms(SystemTime::now());
+        let set = {
+            let ectx = self.enrich_context(session, ctx, &req.headers, now_ms);
+            self.config
+                .enrich
+                .upstream_headers(&ectx, peer_ip(session), false)
+        };
+        let head = forward::request_head(
+            method.as_str(),
+            path,
+            &upstream.settings.authority,
+            &req.headers,
+            &set,
+            has_body.then_some(body.len()),
+        );
+        let started = Instant::now();
+        let mut answer = match self.upstreams.send(index, &head, &body).await {
+            Ok(answer) => answer,
+            Err(failure) => return self.upstream_failed(session, ctx, failure).await,
+        };
+        let Some(upstream_header) = answer.session.resp_header() else {
+            let failure = upstream::Failure {
+                kind: FailureKind::Protocol,
+                error: Error::explain(ErrorType::H1Error, "no response header"),
+            };
+            return self.upstream_failed(session, ctx, failure).await;
+        };
+        let mut header = Box::new(upstream_header.clone());
+        forward::strip_downstream_hop_by_hop(&mut header);
+        respond::add_cors(&mut header)?;
+        self.rewrite_location(session, &mut header, index)?;
+        ctx.status = header.status.as_u16();
+        let bodiless = is_head
+            || matches!(ctx.status, 204 | 304)
+            || header
+                .headers
+                .get("content-length")
+                .is_some_and(|v| v.as_bytes() == b"0");
+        session.write_response_header(header, bodiless).await?;
+        if !is_head {
+            loop {
+                match answer.body_chunk().await {
+                    Ok(Some(chunk)) => session.write_response_body(Some(chunk), false).await?,
+                    Ok(None) => break,
+                    Err(failure) => {
+                        // The header is already out: all we can do is cut the connection.
+                        self.count_upstream_failure(ctx, &failure);
+                        session.as_downstream_mut().set_keepalive(None);
+                        return Err(failure.error);
+                    }
+                }
+            }
+            if !bodiless {
+                session.write_response_body(None, true).await?;
+            }
+            ctx.upstream_time = Some(started.elapsed());
+            answer.release().await;
+        } else {
+            ctx.upstream_time = Some(started.elapsed());
+        }
+        Ok(())
+    }
+
+    fn rewrite_location(
+        &self,
+        session: &Session,
+        header: &mut ResponseHeader,
+        index: usize,
+    ) -> Result<()> {
+        let Some(value) = header.headers.get("location").and_then(|v| v.to_str().ok()) else {
+            return Ok(());
+        };
+        let host = session
+            .req_header()
+            .headers
+            .get("host")
+            .and_then(|v| v.to_str().ok());
+        let authority = &self.upstreams.list[index].settings.authority;
+        let out = self.config.location.rewrite(value, authority, host);
+        self.metrics
+            .location_rewrites
+            .with_label_values(&[out.outcome.as_str()])
+            .inc();
+        if out.outcome == location::Outcome::Rewritten {
+            header.insert_header("location", out.value)?;
+        }
+        Ok(())
+    }
+
+    async fn upstream_failed(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        failure: upstream::Failure,
+    ) -> Result<()> {
+        self.count_upstream_failure(ctx, &failure);
+        let name = ctx
+            .upstream
+            .map_or("", |i| self.upstreams.list[i].settings.name.as_str());
+        log::warn!(
+            "request {}: upstream {name} failed ({}): {}",
+            ctx.request_id,
+            failure.kind.as_str(),
+            failure.error
+        );
+        let message = match failure.kind {
+            FailureKind::Timeout => "the upstream did not answer in time",
+            _ => "the upstream could not be reached",
+        };
+        self.error(session, ctx, failure.kind.status(), message, &[])
+            .await
+    }
+
+    fn count_upstream_failure(&self, ctx: &mut RequestCtx, failure: &upstream::Failure) {
+        ctx.failure = Some(failure.kind);
+        if let Some(i) = ctx.upstream {
+            let name = &self.upstreams.list[i].settings.name;
+            self.metrics
+                .upstream_errors
+                .with_label_values(&[name, failure.kind.as_str()])
+                .inc();
+        }
+    }
+
+    async fn error(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        status: u16,
+        message: &str,
+        errors: &[&mcapi::Violation],
+    ) -> Result<()> {
+        ctx.status = status;
+        let reply = ErrorReply {
+            status,
+            message,
+            errors,
+            headers: &[],
+        };
+        respond::error(session, reply).await
+    }
+
+    fn enrich_context<'a>(
+        &self,
+        session: &Session,
+        ctx: &'a RequestCtx,
+        headers: &'a http::HeaderMap,
+        now_ms: u64,
+    ) -> enrich::Context<'a> {
+        enrich::Context {
+            client_ip: self.config.enrich.client_ip(peer_ip(session), headers),
+            request_id: &ctx.request_id,
+            received_at_ms: now_ms,
+            headers,
+        }
+    }
+
+    fn count_violations(&self, ctx: &mut RequestCtx, checked: &mcapi::Checked) {
+        let route = ctx.route.template();
+        for v in &checked.violations {
+            let rule = v.rule.as_str();
+            let severity = match v.severity {
+                Severity::Error => {
+                    ctx.violations += 1;
+                    self.metrics
+                        .validation_failures
+                        .with_label_values(&[route, rule])
+                        .inc();
+                    "error"
+                }
+                Severity::Warning => {
+                    self.metrics
+                        .validation_warnings
+                        .with_label_values(&[route, rule])
+                        .inc();
+                    "warning"
+                }
+            };
+            let event = mcapi::event_type_label(v.event_type);
+            self.metrics
+                .violations_by_event
+                .with_label_values(&[event, rule, severity])
+                .inc();
+        }
+    }
+
+    fn count_events(&self, doc: &mcapi::Document) {
+        for event in doc.events() {
+            self.metrics
+                .events
+                .with_label_values(&[mcapi::event_type_label(event.event_type)])
+                .inc();
+            if event.event_type == Some(EventType::SessionStart) {
+                let ct = event.param_str("media.contentType");
+                let label = ct.as_deref().map_or("other", content_type_label);
+                self.metrics
+                    .sessions_started
+                    .with_label_values(&[label])
+                    .inc();
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            start: Instant::now(),
+            route: Route::Unknown,
+            status: 0,
+            body_bytes: 0,
+            request_id: String::new(),
+            upstream: None,
+            upstream_time: None,
+            violations: 0,
+            failure: None,
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        self.metrics.inflight.inc();
+        ctx.start = Instant::now();
+        let headers = &session.req_header().headers;
+        ctx.request_id = match self
+            .config
+            .enrich
+            .incoming_request_id(peer_ip(session), headers)
+        {
+            Some(id) => id.to_owned(),
+            None => self.request_ids.next(),
+        };
+        session
+            .as_downstream_mut()
+            .set_keepalive(Some(self.config.server.keepalive_timeout_seconds));
+        self.handle(session, ctx).await?;
+        Ok(true)
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        // Never reached: request_filter answers every request.
+        Error::e_explain(
+            ErrorType::InternalError,
+            "mediagate answers every request in request_filter",
+        )
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        if ctx.request_id.is_empty() {
+            // request_filter never ran (the request header could not be read).
+            return;
+        }
+        self.metrics.inflight.dec();
+        let status = if ctx.status == 0 && e.is_some() {
+            499
+        } else {
+            ctx.status
+        };
+        let route = ctx.route.template();
+        let elapsed = ctx.start.elapsed();
+        self.metrics
+            .requests
+            .with_label_values(&[route, status_label(status)])
+            .inc();
+        self.metrics
+            .request_duration
+            .with_label_values(&[route])
+            .observe(elapsed.as_secs_f64());
+        if ctx.body_bytes > 0 {
+            self.metrics
+                .request_body_bytes
+                .with_label_values(&[route])
+                .observe(ctx.body_bytes as f64);
+        }
+        let upstream = ctx
+            .upstream
+            .map(|i| self.upstreams.list[i].settings.name.as_str());
+        if let (Some(name), Some(t)) = (upstream, ctx.upstream_time) {
+            self.metrics
+                .upstream_duration
+                .with_label_values(&[name])
+                .observe(t.as_secs_f64());
+        }
+        if self.config.access_log {
+            let ts = rfc3339_millis(unix_ms(SystemTime::now()));
+            access_log::write(&access_log::Entry {
+                ts: &ts,
+                request_id: &ctx.request_id,
+                client: peer_ip(session).map(|ip| ip.to_string()),
+                method: session.req_header().method.as_str(),
+                route,
+                status,
+                duration_ms: elapsed.as_secs_f64() * 1000.0,
+                body_bytes: ctx.body_bytes,
+                upstream,
+                upstream_ms: ctx.upstream_time.map(|t| t.as_secs_f64() * 1000.0),
+                violations: ctx.violations,
+                error: ctx.failure.map(FailureKind::as_str),
+            });
+        }
+    }
+}
+
+fn peer_ip(session: &Session) -> Option<IpAddr> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn too_large(max: usize) -> String {
+    format!("request body larger than {max} bytes")
+}
+
+/// Status codes as static label values (allocated once, not per request).
+fn status_label(status: u16) -> &'static str {
+    static LABELS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    let labels = LABELS.get_or_init(|| {
+        (100..600)
+            .map(|s: u16| &*Box::leak(s.to_string().into_boxed_str()))
+            .collect()
+    });
+    labels
+        .get(usize::from(status.wrapping_sub(100)))
+        .copied()
+        .unwrap_or("other")
+}
+
+/// Request ids: 32 hex characters, a per-process random prefix and a counter.
+struct RequestIds {
+    prefix: u64,
+    counter: AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> RequestIds {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        h.write_u32(std::process::id());
+        RequestIds {
+            prefix: h.finish(),
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    fn next(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        format!("{:016x}{:016x}", self.prefix, n)
+    }
+}
