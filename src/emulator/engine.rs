@@ -41,9 +41,9 @@ pub struct Request<'a> {
     pub body: &'a [u8],
 }
 
-/// How the core is set up.
+/// How the engine is set up.
 #[derive(Clone, Debug)]
-pub struct CoreSettings {
+pub struct EngineSettings {
     pub idle_timeout: Duration,
     /// Prepended to `/api/v1/sessions/<sid>` in `Location` (no trailing `/`).
     pub location_prefix: Option<String>,
@@ -70,7 +70,7 @@ struct SessionJson<'a> {
 }
 
 impl Emulator {
-    pub fn new(settings: CoreSettings) -> Emulator {
+    pub fn new(settings: EngineSettings) -> Emulator {
         let idle_ms = u64::try_from(settings.idle_timeout.as_millis()).unwrap_or(u64::MAX);
         let prefix = settings
             .location_prefix
@@ -154,27 +154,24 @@ impl Emulator {
         };
         // A batch (downloaded content) is a whole, finished session.
         let closes = events.batch || events.ends_session();
-        let mut delivery = Delivery {
+        let delivery = Delivery {
             events: events.into_texts(),
             headers: req.headers,
             closes,
         };
-        // 256-bit sids do not collide in practice; retry a few times anyway.
-        for _ in 0..4 {
-            let sid = self.minter.mint();
-            let location = format!("{}/api/v1/sessions/{sid}", self.location_prefix);
-            let Ok(location) = HeaderValue::try_from(location) else {
-                break;
-            };
-            match self.store.try_create(&sid, delivery, now.mono_ms) {
-                Ok(()) => return Reply::created(location),
-                Err(returned) => delivery = returned,
-            }
+        let created = self
+            .store
+            .create(|| self.minter.mint(), delivery, now.mono_ms);
+        let location = created.and_then(|sid| {
+            HeaderValue::try_from(format!("{}/api/v1/sessions/{sid}", self.location_prefix)).ok()
+        });
+        match location {
+            Some(location) => Reply::created(location),
+            None => Reply::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Could not create a session.",
+            ),
         }
-        Reply::error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Could not create a session.",
-        )
     }
 
     fn post_event(&self, sid: &str, req: Request<'_>, now: Now) -> Reply {

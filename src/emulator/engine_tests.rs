@@ -10,7 +10,7 @@ const SESSION_END: &str =
     r#"{"playerTime":{"playhead":13,"ts":1509045337653},"eventType":"sessionEnd"}"#;
 
 fn emulator(prefix: Option<&str>) -> Emulator {
-    Emulator::new(CoreSettings {
+    Emulator::new(EngineSettings {
         idle_timeout: Duration::from_secs(600),
         location_prefix: prefix.map(str::to_owned),
         policies: Policies::default(),

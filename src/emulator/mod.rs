@@ -5,8 +5,23 @@
 //! /api/v1/sessions/<64-hex sid>` for a valid `sessionStart` (or a downloaded batch), `204` for a
 //! valid event on an open session, `404` for an unknown sid, `410` once `sessionEnd` closed it or
 //! it stayed idle past the idle timeout, `400` `{"message", "errors"}` for a body
-//! [`crate::mcapi::check`] rejects; the four CORS headers on every answer. It remembers what it
-//! received and shows it on `/_emulator/...` (see [`route`]).
+//! [`crate::mcapi::check`] rejects; the four CORS headers on every answer. Its own answers (not
+//! the backend's): `405` + `Allow` for another method on a known path, `404` for unknown paths,
+//! `413` above [`MAX_BODY_BYTES`]; `GET /api/v1/schemas/{eventType}` is a placeholder
+//! ([`schema::schema_for`]).
+//!
+//! Inspection (for tests and users):
+//! - `GET /_emulator/sessions/{sid}`: `{"sid", "state": "open"|"closed"|"expired", "events":
+//!   [...], "headers": [...], "dropped_events"}`: every accepted body's event objects in order
+//!   (a batch contributes one entry per element), and per accepted request the selected headers
+//!   of [`headers::RequestHeaders`];
+//! - `GET /_emulator/sessions`: `{"sessions": [sid, ...]}` in creation order;
+//! - `GET /_emulator/requests`: `{"count": N}`, API requests (`/api/...`) received, whatever
+//!   their fate;
+//! - `DELETE /_emulator/sessions`: forgets all sessions and resets the count (204).
+//!
+//! Memory is bounded ([`Limits`]): 100 000 sessions (oldest evicted), 10 000 recorded events per
+//! session (later ones accepted but only counted), 256 MiB of recorded bodies in all.
 //!
 //! Layout: [`engine`] (the behaviour, pure, clock injected), [`store`] (sessions and memory bounds),
 //! [`sid`], [`route`], [`reply`], [`body`], [`headers`], [`schema`]; [`app`] is the only pingora
@@ -28,7 +43,7 @@ use pingora_core::services::listening::Service;
 use std::time::Duration;
 
 pub use app::{EmulatorApp, MAX_BODY_BYTES};
-pub use engine::{CoreSettings, Emulator};
+pub use engine::{Emulator, EngineSettings};
 pub use store::Limits;
 
 /// How the emulator is run.
@@ -63,8 +78,8 @@ impl Default for EmulatorSettings {
 pub type EmulatorService = Service<HttpServer<EmulatorApp>>;
 
 /// The emulator as a pingora HTTP app (not yet bound to an address), with the default [`Limits`].
-pub fn app(settings: &EmulatorSettings) -> EmulatorApp {
-    let core = Emulator::new(CoreSettings {
+pub fn new_app(settings: &EmulatorSettings) -> EmulatorApp {
+    let core = Emulator::new(EngineSettings {
         idle_timeout: settings.idle_timeout,
         location_prefix: settings.location_prefix.clone(),
         policies: settings.policies.clone(),
@@ -77,7 +92,7 @@ pub fn app(settings: &EmulatorSettings) -> EmulatorApp {
 pub fn service(settings: EmulatorSettings) -> EmulatorService {
     let mut service = Service::new(
         "mediagate emulator".to_owned(),
-        HttpServer::new_app(app(&settings)),
+        HttpServer::new_app(new_app(&settings)),
     );
     service.add_tcp(&settings.listen);
     service

@@ -181,16 +181,21 @@ impl Store {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Creates session `sid` holding `delivery` (closed when `delivery.closes`). When `sid`
-    /// already exists nothing changes and the delivery is handed back.
-    pub fn try_create(&self, sid: &str, delivery: Delivery, now_ms: u64) -> Result<(), Delivery> {
+    /// Creates a session holding `delivery` (closed when `delivery.closes`) under the first sid
+    /// `mint` returns that is not taken (at most 8 tries); returns that sid.
+    pub fn create(
+        &self,
+        mut mint: impl FnMut() -> String,
+        delivery: Delivery,
+        now_ms: u64,
+    ) -> Option<String> {
         let mut inner = self.lock();
-        if inner.sessions.contains_key(sid) {
-            return Err(delivery);
-        }
+        let sid = (0..8)
+            .map(|_| mint())
+            .find(|sid| !inner.sessions.contains_key(sid))?;
         while inner.sessions.len() >= self.limits.max_sessions.max(1) && inner.evict_oldest() {}
         inner.sessions.insert(
-            sid.to_owned(),
+            sid.clone(),
             Session {
                 closed: delivery.closes,
                 last_activity_ms: now_ms,
@@ -200,9 +205,9 @@ impl Store {
                 bytes: 0,
             },
         );
-        inner.order.push_back(sid.to_owned());
-        inner.record(sid, delivery, &self.limits);
-        Ok(())
+        inner.order.push_back(sid.clone());
+        inner.record(&sid, delivery, &self.limits);
+        Some(sid)
     }
 
     /// Records `delivery` on the open session `sid`, closing it when `delivery.closes`.
@@ -272,6 +277,11 @@ mod tests {
         }
     }
 
+    /// A "minter" that always returns `sid`.
+    fn fixed(sid: &str) -> impl FnMut() -> String + '_ {
+        move || sid.to_owned()
+    }
+
     fn store(limits: Limits) -> Store {
         Store::new(IDLE, limits)
     }
@@ -280,8 +290,8 @@ mod tests {
     fn open_then_closed_by_session_end_then_gone() {
         let s = store(Limits::default());
         assert!(s
-            .try_create("a", delivery(&["{\"n\":0}"], false), 0)
-            .is_ok());
+            .create(fixed("a"), delivery(&["{\"n\":0}"], false), 0)
+            .is_some());
         assert_eq!(s.state("a", 1), Some(State::Open));
         assert_eq!(s.append("a", delivery(&["{\"n\":1}"], false), 1), Ok(()));
         assert_eq!(s.append("a", delivery(&["{\"n\":2}"], true), 2), Ok(()));
@@ -298,7 +308,9 @@ mod tests {
     #[test]
     fn idle_sessions_expire_and_activity_keeps_them_open() {
         let s = store(Limits::default());
-        assert!(s.try_create("a", delivery(&["{}"], false), 1_000).is_ok());
+        assert!(s
+            .create(fixed("a"), delivery(&["{}"], false), 1_000)
+            .is_some());
         assert_eq!(
             s.append("a", delivery(&["{}"], false), 1_000 + IDLE),
             Ok(())
@@ -326,10 +338,17 @@ mod tests {
     fn batches_are_created_closed_and_duplicates_are_refused() {
         let s = store(Limits::default());
         assert!(s
-            .try_create("b", delivery(&["{\"i\":0}", "{\"i\":1}"], true), 0)
-            .is_ok());
+            .create(fixed("b"), delivery(&["{\"i\":0}", "{\"i\":1}"], true), 0)
+            .is_some());
         assert_eq!(s.state("b", 0), Some(State::Closed));
-        assert!(s.try_create("b", delivery(&["{}"], false), 0).is_err());
+        assert!(s.create(fixed("b"), delivery(&["{}"], false), 0).is_none());
+        let mut sids = ["b", "c"].into_iter().map(str::to_owned);
+        let minted = s.create(
+            move || sids.next().unwrap_or_default(),
+            delivery(&[], false),
+            0,
+        );
+        assert_eq!(minted.as_deref(), Some("c"));
         assert_eq!(s.view("b", 0).unwrap().events.len(), 2);
     }
 
@@ -340,7 +359,7 @@ mod tests {
             ..Limits::default()
         });
         for sid in ["a", "b", "c"] {
-            assert!(s.try_create(sid, delivery(&["{}"], false), 0).is_ok());
+            assert!(s.create(fixed(sid), delivery(&["{}"], false), 0).is_some());
         }
         assert_eq!(s.sids(), ["b", "c"]);
         assert_eq!(s.len(), 2);
@@ -356,7 +375,7 @@ mod tests {
             max_events_per_session: 2,
             ..Limits::default()
         });
-        assert!(s.try_create("a", delivery(&["{}"], false), 0).is_ok());
+        assert!(s.create(fixed("a"), delivery(&["{}"], false), 0).is_some());
         for _ in 0..3 {
             assert_eq!(s.append("a", delivery(&["{}"], false), 0), Ok(()));
         }
@@ -372,8 +391,12 @@ mod tests {
             max_stored_bytes: 10,
             ..Limits::default()
         });
-        assert!(s.try_create("a", delivery(&["aaaaaa"], false), 0).is_ok());
-        assert!(s.try_create("b", delivery(&["bbbbbb"], false), 0).is_ok());
+        assert!(s
+            .create(fixed("a"), delivery(&["aaaaaa"], false), 0)
+            .is_some());
+        assert!(s
+            .create(fixed("b"), delivery(&["bbbbbb"], false), 0)
+            .is_some());
         assert_eq!(s.sids(), ["b"]);
         // "b" is now the oldest: it is never evicted for itself, the event is dropped.
         assert_eq!(s.append("b", delivery(&["cccccc"], false), 0), Ok(()));
@@ -385,10 +408,10 @@ mod tests {
     #[test]
     fn clear_forgets_everything() {
         let s = store(Limits::default());
-        assert!(s.try_create("a", delivery(&["{}"], false), 0).is_ok());
+        assert!(s.create(fixed("a"), delivery(&["{}"], false), 0).is_some());
         s.clear();
         assert!(s.is_empty());
         assert!(s.sids().is_empty());
-        assert!(s.try_create("a", delivery(&["{}"], false), 0).is_ok());
+        assert!(s.create(fixed("a"), delivery(&["{}"], false), 0).is_some());
     }
 }

@@ -147,12 +147,17 @@ impl ValueType {
     }
 
     fn kind(self) -> Kind {
-        match self.json_type() {
-            "string" => Kind::String,
-            "number" | "integer" => Kind::Number,
-            "boolean" => Kind::Bool,
-            "array" => Kind::Array,
-            _ => Kind::Object,
+        match self {
+            ValueType::String
+            | ValueType::NonEmptyString
+            | ValueType::StringEnum(_)
+            | ValueType::StateName => Kind::String,
+            ValueType::Number { .. } | ValueType::Integer { .. } | ValueType::IntegerEnum(_) => {
+                Kind::Number
+            }
+            ValueType::Boolean => Kind::Bool,
+            ValueType::CustomerIds => Kind::Object,
+            ValueType::StateList => Kind::Array,
         }
     }
 
@@ -289,20 +294,53 @@ pub struct ParamSpec {
     pub required: bool,
 }
 
-const fn req(key: &'static str, ty: ValueType) -> ParamSpec {
-    ParamSpec {
-        key,
-        ty,
-        required: true,
+/// The documented keys of one object, in the spec's order, with a look-up compiled from the same
+/// list (a chain of comparisons against constant strings, which the compiler turns into length
+/// checks and word compares: no hashing, no call per candidate).
+pub struct Table {
+    pub params: &'static [ParamSpec],
+    position: fn(&str) -> Option<usize>,
+}
+
+impl Table {
+    /// The entry for `key` and its position in [`Table::params`].
+    pub fn find(&self, key: &str) -> Option<(usize, &'static ParamSpec)> {
+        let i = (self.position)(key)?;
+        self.params.get(i).map(|p| (i, p))
     }
 }
 
-const fn opt(key: &'static str, ty: ValueType) -> ParamSpec {
-    ParamSpec {
-        key,
-        ty,
-        required: false,
+impl fmt::Debug for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.params).finish()
     }
+}
+
+/// `table!(NAME = ["key": TYPE, required; "key": TYPE; ...])` defines a [`Table`].
+macro_rules! table {
+    ($(#[$doc:meta])* $vis:vis $name:ident = [$($key:literal: $ty:expr $(, $req:ident)?;)*]) => {
+        $(#[$doc])*
+        $vis static $name: Table = Table {
+            params: &[$(ParamSpec { key: $key, ty: $ty, required: table!(@req $($req)?) }),*],
+            position: {
+                #[allow(unused_assignments, unused_mut, unused_variables)]
+                fn position(key: &str) -> Option<usize> {
+                    let mut i = 0usize;
+                    $(
+                        if key == $key {
+                            return Some(i);
+                        }
+                        i += 1;
+                    )*
+                    None
+                }
+                position
+            },
+        };
+        const _: () = assert!($name.params.len() <= 64, "seen-sets are u64 bitmasks");
+    };
+    (@req required) => { true };
+    (@req) => { false };
 }
 
 const STR: ValueType = ValueType::String;
@@ -324,128 +362,160 @@ pub const ENVELOPE_MEMBERS: [&str; 5] = [
     "customMetadata",
 ];
 
-/// `playerTime`, exactly `{playhead, ts}` (spec §2.2). Sorted by key.
-pub static PLAYER_TIME: [ParamSpec; 2] = [req("playhead", NUM_GE0), req("ts", INT)];
+table! {
+    /// `playerTime`, exactly `{playhead, ts}` (spec §2.2).
+    pub PLAYER_TIME = [
+        "playhead": NUM_GE0, required;
+        "ts": INT, required;
+    ]
+}
 
-/// The keys of `qoeData` (spec §2.4), all optional, allowed on every event type. Sorted by key.
-pub static QOE_DATA: [ParamSpec; 6] = [
-    opt("media.qoe.bitrate", INT_GE0),
-    opt("media.qoe.droppedFrames", INT_GE0),
-    opt("media.qoe.errorID", NES),
-    opt("media.qoe.errorSource", ERROR_SOURCE),
-    opt("media.qoe.framesPerSecond", INT_GE0),
-    opt("media.qoe.timeToStart", INT_GE0),
-];
+table! {
+    /// The keys of `qoeData` (spec §2.4), all optional, allowed on every event type.
+    pub QOE_DATA = [
+        "media.qoe.bitrate": INT_GE0;
+        "media.qoe.droppedFrames": INT_GE0;
+        "media.qoe.framesPerSecond": INT_GE0;
+        "media.qoe.timeToStart": INT_GE0;
+        "media.qoe.errorID": NES;
+        "media.qoe.errorSource": ERROR_SOURCE;
+    ]
+}
 
-/// `sessionStart` params (spec §4.1, §8). Sorted by key (byte order).
-static SESSION_START: [ParamSpec; 46] = [
-    opt("analytics.aid", STR),
-    opt("analytics.enableSSL", BOOL),
-    opt("analytics.optOutServerSideForwarding", BOOL),
-    opt("analytics.optOutShare", BOOL),
-    req("analytics.reportSuite", NES),
-    req("analytics.trackingServer", NES),
-    opt("analytics.visitorId", STR),
-    opt("appInstallationId", STR),
-    opt("media.adLoad", STR),
-    opt("media.album", STR),
-    opt("media.artist", STR),
-    opt("media.assetId", STR),
-    opt("media.author", STR),
-    req("media.channel", NES),
-    req("media.contentType", NES),
-    opt("media.dayPart", STR),
-    opt("media.downloaded", BOOL),
-    opt("media.episode", STR),
-    opt("media.feed", STR),
-    opt("media.firstAirDate", STR),
-    opt("media.firstDigitalDate", STR),
-    opt("media.genre", STR),
-    req("media.id", NES),
-    opt("media.label", STR),
-    req("media.length", NUM_GE0),
-    opt("media.libraryVersion", STR),
-    opt("media.name", STR),
-    opt("media.network", STR),
-    opt("media.originator", STR),
-    opt("media.pass.auth", STR),
-    opt("media.pass.mvpd", STR),
-    req("media.playerName", NES),
-    opt("media.publisher", STR),
-    opt("media.rating", STR),
-    opt("media.resume", BOOL),
-    opt("media.sdkVersion", STR),
-    opt("media.season", STR),
-    opt("media.show", STR),
-    opt("media.showType", STR),
-    opt("media.station", STR),
-    opt("media.streamFormat", STR),
-    opt("media.streamType", STR),
-    opt("visitor.aamLocationHint", INT),
-    opt("visitor.customerIDs", ValueType::CustomerIds),
-    req("visitor.marketingCloudOrgId", NES),
-    opt("visitor.marketingCloudUserId", STR),
-];
+table! {
+    /// `sessionStart` params (spec §4.1, §8).
+    SESSION_START = [
+        // Analytics
+        "analytics.trackingServer": NES, required;
+        "analytics.reportSuite": NES, required;
+        "analytics.enableSSL": BOOL;
+        "analytics.visitorId": STR;
+        "analytics.aid": STR;
+        "analytics.optOutServerSideForwarding": BOOL;
+        "analytics.optOutShare": BOOL;
+        // Visitor / identity
+        "visitor.marketingCloudOrgId": NES, required;
+        "visitor.marketingCloudUserId": STR;
+        "visitor.aamLocationHint": INT;
+        "visitor.customerIDs": ValueType::CustomerIds;
+        "appInstallationId": STR;
+        // Core content
+        "media.id": NES, required;
+        "media.length": NUM_GE0, required;
+        "media.contentType": NES, required;
+        "media.playerName": NES, required;
+        "media.channel": NES, required;
+        "media.name": STR;
+        "media.streamType": STR;
+        "media.resume": BOOL;
+        "media.downloaded": BOOL;
+        "media.sdkVersion": STR;
+        "media.libraryVersion": STR;
+        "media.publisher": STR;
+        // Standard content metadata
+        "media.show": STR;
+        "media.season": STR;
+        "media.episode": STR;
+        "media.assetId": STR;
+        "media.genre": STR;
+        "media.firstAirDate": STR;
+        "media.firstDigitalDate": STR;
+        "media.rating": STR;
+        "media.originator": STR;
+        "media.network": STR;
+        "media.showType": STR;
+        "media.adLoad": STR;
+        "media.pass.mvpd": STR;
+        "media.pass.auth": STR;
+        "media.dayPart": STR;
+        "media.feed": STR;
+        "media.streamFormat": STR;
+        "media.artist": STR;
+        "media.album": STR;
+        "media.label": STR;
+        "media.author": STR;
+        "media.station": STR;
+    ]
+}
 
-/// `adBreakStart` params (spec §3.2.3). Sorted by key.
-static AD_BREAK_START: [ParamSpec; 3] = [
-    opt("media.ad.podFriendlyName", STR),
-    req("media.ad.podIndex", INT_GE0),
-    req("media.ad.podSecond", NUM_GE0),
-];
+table! {
+    /// `adBreakStart` params (spec §3.2.3).
+    AD_BREAK_START = [
+        "media.ad.podIndex": INT_GE0, required;
+        "media.ad.podSecond": NUM_GE0, required;
+        "media.ad.podFriendlyName": STR;
+    ]
+}
 
-/// `adStart` params (spec §3.2.4). Sorted by key.
-static AD_START: [ParamSpec; 11] = [
-    opt("media.ad.advertiser", STR),
-    opt("media.ad.campaignId", STR),
-    opt("media.ad.creativeId", STR),
-    opt("media.ad.creativeURL", STR),
-    req("media.ad.id", NES),
-    req("media.ad.length", NUM_GE0),
-    opt("media.ad.name", STR),
-    opt("media.ad.placementId", STR),
-    req("media.ad.playerName", NES),
-    req("media.ad.podPosition", INT_GE0),
-    opt("media.ad.siteId", STR),
-];
+table! {
+    /// `adStart` params (spec §3.2.4).
+    AD_START = [
+        "media.ad.id": NES, required;
+        "media.ad.length": NUM_GE0, required;
+        "media.ad.podPosition": INT_GE0, required;
+        "media.ad.playerName": NES, required;
+        "media.ad.name": STR;
+        "media.ad.advertiser": STR;
+        "media.ad.campaignId": STR;
+        "media.ad.creativeId": STR;
+        "media.ad.siteId": STR;
+        "media.ad.creativeURL": STR;
+        "media.ad.placementId": STR;
+    ]
+}
 
-/// `chapterStart` params (spec §3.2.5). Sorted by key.
-static CHAPTER_START: [ParamSpec; 4] = [
-    opt("media.chapter.friendlyName", STR),
-    req("media.chapter.index", INT_GE0),
-    req("media.chapter.length", NUM_GE0),
-    req("media.chapter.offset", NUM_GE0),
-];
+table! {
+    /// `chapterStart` params (spec §3.2.5).
+    CHAPTER_START = [
+        "media.chapter.index": INT_GE0, required;
+        "media.chapter.offset": NUM_GE0, required;
+        "media.chapter.length": NUM_GE0, required;
+        "media.chapter.friendlyName": STR;
+    ]
+}
 
-/// `stateStart` / `stateEnd` params (spec §3.2.6).
-static STATE: [ParamSpec; 1] = [req("media.state.name", ValueType::StateName)];
+table! {
+    /// `stateStart` / `stateEnd` params (spec §3.2.6), and one element of `statesStart` /
+    /// `statesEnd` (spec §3.2.10).
+    STATE = [
+        "media.state.name": ValueType::StateName, required;
+    ]
+}
 
-/// `statesUpdate` params (spec §3.2.10); at least one of the two is a non-empty array.
-static STATES_UPDATE: [ParamSpec; 2] = [
-    opt("statesEnd", ValueType::StateList),
-    opt("statesStart", ValueType::StateList),
-];
+table! {
+    /// `statesUpdate` params (spec §3.2.10); at least one of the two is a non-empty array.
+    STATES_UPDATE = [
+        "statesStart": ValueType::StateList;
+        "statesEnd": ValueType::StateList;
+    ]
+}
 
-/// The shape of `visitor.customerIDs` entries. Sorted by key.
-static CUSTOMER_ID: [ParamSpec; 2] = [
-    req("authState", ValueType::IntegerEnum(&[0, 1, 2])),
-    req("id", STR),
-];
+table! {
+    /// One entry of `visitor.customerIDs` (spec §4.1).
+    CUSTOMER_ID = [
+        "id": STR, required;
+        "authState": ValueType::IntegerEnum(&[0, 1, 2]), required;
+    ]
+}
 
-/// The shape of one element of `statesStart` / `statesEnd`.
-static STATE_OBJECT: [ParamSpec; 1] = [req("media.state.name", ValueType::StateName)];
+table! {
+    /// `adStart` carries `media.ad.podFriendlyName` in real traffic (spec §3.2.4, design.md).
+    AD_START_TOLERATED = [
+        "media.ad.podFriendlyName": STR;
+    ]
+}
 
-/// `adStart` carries `media.ad.podFriendlyName` in real traffic (spec §3.2.4, design.md).
-static AD_START_TOLERATED: [ParamSpec; 1] = [opt("media.ad.podFriendlyName", STR)];
+table! {
+    /// The params shape of `error` on the 2026 Experience League page (spec §3.2.8).
+    ERROR_TOLERATED = [
+        "media.errorId": NES;
+        "media.errorSource": ERROR_SOURCE;
+    ]
+}
 
-/// The params shape of `error` from the 2026 Experience League page (spec §3.2.8). Sorted.
-static ERROR_TOLERATED: [ParamSpec; 2] = [
-    opt("media.errorId", NES),
-    opt("media.errorSource", ERROR_SOURCE),
-];
-
-// Seen-key sets are `u64` bitmasks indexed by table position.
-const _: () = assert!(SESSION_START.len() <= 64 && AD_START.len() <= 64 && QOE_DATA.len() <= 64);
+table! {
+    NOTHING = []
+}
 
 /// Which policy decides whether an event type's `tolerated` params are accepted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -461,13 +531,13 @@ pub enum Tolerance {
 pub struct EventSpec {
     /// The single-object endpoint that takes this type (any type may ride in a batch).
     pub endpoint: Endpoint,
-    /// The documented params, sorted by key; `None` for types documented with no params (a
-    /// non-empty `params` is then `params_not_allowed`; `params: {}` is tolerated).
-    pub params: Option<&'static [ParamSpec]>,
+    /// The documented params; `None` for types documented with no params (a non-empty
+    /// `params` is then `params_not_allowed`; `params: {}` is tolerated).
+    pub params: Option<&'static Table>,
     /// When not empty, at least one of these params must be a non-empty array (statesUpdate).
     pub any_of: &'static [&'static str],
-    /// Undocumented params that real traffic carries, sorted by key (see [`Tolerance`]).
-    pub tolerated: &'static [ParamSpec],
+    /// Undocumented params that real traffic carries (see [`Tolerance`]).
+    pub tolerated: &'static Table,
     pub tolerance: Tolerance,
     /// Whether `customMetadata` may ride on this type (spec §2.5).
     pub custom_metadata: bool,
@@ -480,16 +550,16 @@ const fn no_params(custom_metadata: bool) -> EventSpec {
         endpoint: Endpoint::Events,
         params: None,
         any_of: &[],
-        tolerated: &[],
+        tolerated: &NOTHING,
         tolerance: Tolerance::Always,
         custom_metadata,
         feature_flag: false,
     }
 }
 
-const fn with_params(list: &'static [ParamSpec], custom_metadata: bool) -> EventSpec {
+const fn with_params(table: &'static Table, custom_metadata: bool) -> EventSpec {
     EventSpec {
-        params: Some(list),
+        params: Some(table),
         ..no_params(custom_metadata)
     }
 }
@@ -543,9 +613,14 @@ pub fn event_spec(event: EventType) -> &'static EventSpec {
 }
 
 impl EventSpec {
-    /// The documented param `key`, with its position in [`EventSpec::params`].
+    /// The documented params (empty for types documented with none).
+    pub fn param_list(&self) -> &'static [ParamSpec] {
+        self.params.map_or(&[], |t| t.params)
+    }
+
+    /// The documented param `key`, with its position in [`EventSpec::param_list`].
     pub fn param(&self, key: &str) -> Option<(usize, &'static ParamSpec)> {
-        find(self.params.unwrap_or(&[]), key)
+        self.params?.find(key)
     }
 
     /// Whether the tolerated params are accepted (with a warning) under `policies`.
@@ -558,22 +633,16 @@ impl EventSpec {
 
     /// Whether a body of this type must carry `params`.
     pub fn requires_params(&self) -> bool {
-        !self.any_of.is_empty() || self.params.unwrap_or(&[]).iter().any(|p| p.required)
+        !self.any_of.is_empty() || self.param_list().iter().any(|p| p.required)
     }
 }
 
-/// Looks `key` up in a table sorted by key.
-pub fn find<'t>(table: &'t [ParamSpec], key: &str) -> Option<(usize, &'t ParamSpec)> {
-    let i = table.binary_search_by(|p| p.key.cmp(key)).ok()?;
-    table.get(i).map(|p| (i, p))
-}
-
-/// The documented params of `event`, sorted by key: key, [`ValueType`] (`json_type()` for a JSON
-/// Schema, `Display` for docs) and whether it is required. The undocumented shapes that are
-/// tolerated with a warning are in `event_spec(event).tolerated`; the envelope tables are
+/// The documented params of `event`, in the spec's order: key, [`ValueType`] (`json_type()` for
+/// a JSON Schema, `Display` for docs) and whether it is required. The undocumented shapes that
+/// are tolerated with a warning are `event_spec(event).tolerated`; the envelope tables are
 /// [`PLAYER_TIME`] and [`QOE_DATA`].
 pub fn known_params(event: EventType) -> impl Iterator<Item = &'static ParamSpec> {
-    event_spec(event).params.unwrap_or(&[]).iter()
+    event_spec(event).param_list().iter()
 }
 
 /// The event type whose documented params include `key`, for "belongs on ..." hints.
@@ -665,7 +734,7 @@ pub fn check_param_value(
     }
     let ty = if let Some((_, p)) = spec.param(key) {
         p.ty
-    } else if let Some((_, p)) = find(spec.tolerated, key) {
+    } else if let Some((_, p)) = spec.tolerated.find(key) {
         if !spec.tolerates(policies) {
             return Err(format!("{key}: not accepted in the params of {name}"));
         }
@@ -697,12 +766,12 @@ pub fn check_param_value(
     first.map_or(Ok(()), Err)
 }
 
-/// Checks the members of `object` against `table` (sorted by key): each known member's value,
+/// Checks the members of `object` against `table`: each known member's value,
 /// duplicates, missing required members; an unknown key is reported with `unknown`.
 /// Returns the seen-set of table positions.
 pub fn check_members(
     object: &Object<'_>,
-    table: &[ParamSpec],
+    table: &Table,
     unknown: (Rule, &str),
     report: &mut Report<'_>,
 ) -> u64 {
@@ -710,7 +779,7 @@ pub fn check_members(
     let mut others = KeySet::default();
     for m in &object.members {
         let key: &str = &m.key;
-        match find(table, key) {
+        match table.find(key) {
             Some((i, p)) => {
                 let bit = 1u64 << (i % 64);
                 if seen & bit != 0 {
@@ -726,7 +795,7 @@ pub fn check_members(
             None => report(&[key], unknown.0, unknown.1.into()),
         }
     }
-    for (i, p) in table.iter().enumerate() {
+    for (i, p) in table.params.iter().enumerate() {
         if p.required && seen & (1u64 << (i % 64)) == 0 {
             report(
                 &[p.key],
@@ -788,7 +857,7 @@ fn check_state_list(raw: &RawValue, report: &mut Report<'_>) -> bool {
                 Rule::UnknownMember,
                 "unknown member (a state is {\"media.state.name\": name})",
             );
-            check_members(&state, &STATE_OBJECT, unknown, &mut sub);
+            check_members(&state, &STATE, unknown, &mut sub);
         } else {
             let detail = format!(
                 "expected an object {{\"media.state.name\": name}}, got {}",
@@ -820,30 +889,29 @@ pub fn is_non_empty_array(raw: &RawValue) -> bool {
             != Some(&b']')
 }
 
-/// A set of keys for duplicate detection: linear on the stack up to 16 keys, hashed beyond, so a
-/// huge object stays linear.
+/// A set of keys for duplicate detection: a linear scan up to 16 keys, hashed beyond, so a huge
+/// object stays linear. Costs nothing until the first insert.
 #[derive(Default)]
 pub struct KeySet<'k> {
-    few: [&'k str; 16],
-    len: usize,
+    few: Vec<&'k str>,
     many: Option<HashSet<&'k str>>,
 }
 
 impl<'k> KeySet<'k> {
+    const FEW: usize = 16;
+
     /// Adds `key`; false when it was already there.
     pub fn insert(&mut self, key: &'k str) -> bool {
         if let Some(set) = &mut self.many {
             return set.insert(key);
         }
-        let few = &self.few[..self.len.min(16)];
-        if few.contains(&key) {
+        if self.few.contains(&key) {
             return false;
         }
-        if let Some(slot) = self.few.get_mut(self.len) {
-            *slot = key;
-            self.len += 1;
+        if self.few.len() < Self::FEW {
+            self.few.push(key);
         } else {
-            let mut set: HashSet<&str> = self.few.iter().copied().collect();
+            let mut set: HashSet<&str> = self.few.drain(..).collect();
             set.insert(key);
             self.many = Some(set);
         }
@@ -928,42 +996,37 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn all_tables() -> Vec<(&'static str, &'static [ParamSpec])> {
-        let mut tables: Vec<(&str, &[ParamSpec])> = vec![
+    fn all_tables() -> Vec<(&'static str, &'static Table)> {
+        let mut tables: Vec<(&str, &Table)> = vec![
             ("playerTime", &PLAYER_TIME),
             ("qoeData", &QOE_DATA),
             ("customerIDs entry", &CUSTOMER_ID),
-            ("state object", &STATE_OBJECT),
         ];
         for e in EventType::ALL {
             let spec = event_spec(e);
-            tables.push((e.as_str(), spec.params.unwrap_or(&[])));
+            tables.extend(spec.params.map(|t| (e.as_str(), t)));
             tables.push((e.as_str(), spec.tolerated));
         }
         tables
     }
 
     #[test]
-    fn tables_are_sorted_unique_and_fit_a_bitmask() {
+    fn tables_have_unique_keys_and_their_lookup_agrees() {
         for (name, table) in all_tables() {
-            assert!(table.len() <= 64, "{name}");
-            for pair in table.windows(2) {
-                assert!(
-                    pair[0].key < pair[1].key,
-                    "{name}: {} then {}",
-                    pair[0].key,
-                    pair[1].key
-                );
-            }
-            for (i, p) in table.iter().enumerate() {
+            let mut keys = HashSet::new();
+            for (i, p) in table.params.iter().enumerate() {
+                assert!(keys.insert(p.key), "{name}: {} twice", p.key);
                 assert_eq!(
-                    find(table, p.key).map(|(j, _)| j),
+                    table.find(p.key).map(|(j, _)| j),
                     Some(i),
                     "{name}: {}",
                     p.key
                 );
+                assert_eq!(table.find(&p.key[1..]), None);
             }
+            assert_eq!(table.find(""), None);
         }
+        assert_eq!(SESSION_START.params.len(), 46);
     }
 
     #[test]
@@ -993,10 +1056,11 @@ mod tests {
             assert_eq!(spec.endpoint == Endpoint::Sessions, sessions, "{e:?}");
             assert_eq!(spec.feature_flag, e == EventType::StatesUpdate);
         }
-        let required: Vec<&str> = known_params(EventType::SessionStart)
+        let mut required: Vec<&str> = known_params(EventType::SessionStart)
             .filter(|p| p.required)
             .map(|p| p.key)
             .collect();
+        required.sort_unstable();
         assert_eq!(
             required,
             [
@@ -1025,8 +1089,11 @@ mod tests {
             .collect();
         assert!(shown.contains(&"media.ad.length number >= 0 number".to_string()));
         assert!(shown.contains(&"media.ad.podPosition integer >= 0 integer".to_string()));
-        assert_eq!(QOE_DATA[3].ty.to_string(), "string (player|external)");
-        assert_eq!(CUSTOMER_ID[0].ty.to_string(), "integer (0|1|2)");
+        assert_eq!(
+            QOE_DATA.params[5].ty.to_string(),
+            "string (player|external)"
+        );
+        assert_eq!(CUSTOMER_ID.params[1].ty.to_string(), "integer (0|1|2)");
     }
 
     #[test]

@@ -432,13 +432,13 @@ impl Validator<'_> {
         let Some(spec) = spec else {
             return;
         };
-        let list = spec.params.unwrap_or(&[]);
+        let list = spec.param_list();
         let mut seen = 0u64;
         let mut others = KeySet::default();
         for m in &params.members {
             let key: &str = &m.key;
             let here = |sub: &[&str]| path(at, &["params", key], sub);
-            if let Some((i, p)) = rules::find(list, key) {
+            if let Some((i, p)) = spec.param(key) {
                 let bit = 1u64 << (i % 64);
                 if seen & bit != 0 {
                     self.error(here(&[]), Rule::DuplicateKey, DUPLICATE.into());
@@ -448,7 +448,7 @@ impl Validator<'_> {
                 }
             } else if !others.insert(key) {
                 self.error(here(&[]), Rule::DuplicateKey, DUPLICATE.into());
-            } else if let Some((_, p)) = rules::find(spec.tolerated, key) {
+            } else if let Some((_, p)) = spec.tolerated.find(key) {
                 if spec.tolerates(self.policies) {
                     self.warn(
                         here(&[]),
@@ -563,8 +563,7 @@ impl Validator<'_> {
 const MISSING: &str = "required member is missing";
 
 fn known_required(spec: &EventSpec) -> impl Iterator<Item = &'static str> {
-    spec.params
-        .unwrap_or(&[])
+    spec.param_list()
         .iter()
         .filter(|p| p.required)
         .map(|p| p.key)
@@ -650,4 +649,982 @@ fn path(at: Option<usize>, head: &[&str], sub: &[&str]) -> String {
         json::pointer_push(&mut p, token);
     }
     p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mcapi::ErrorParams;
+
+    /// 2026-01-15T20:00:00Z, the start of Fixture A.
+    const NOW: u64 = 1_768_507_200_000;
+
+    macro_rules! fx {
+        ($name:literal) => {
+            (
+                $name,
+                include_bytes!(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/fixtures/",
+                    $name
+                )) as &[u8],
+            )
+        };
+    }
+
+    /// Every valid body of spec §7.1–§7.4, in session order.
+    const VALID: &[(&str, &[u8])] = &[
+        fx!("session-start.json"),
+        fx!("ping.json"),
+        fx!("vod/01-sessions-sessionStart.json"),
+        fx!("vod/02-events-adBreakStart.json"),
+        fx!("vod/03-events-adStart.json"),
+        fx!("vod/04-events-ping.json"),
+        fx!("vod/05-events-ping.json"),
+        fx!("vod/06-events-adComplete.json"),
+        fx!("vod/07-events-adStart.json"),
+        fx!("vod/08-events-adSkip.json"),
+        fx!("vod/09-events-adBreakComplete.json"),
+        fx!("vod/10-events-play.json"),
+        fx!("vod/11-events-chapterStart.json"),
+        fx!("vod/12-events-ping.json"),
+        fx!("vod/13-events-bitrateChange.json"),
+        fx!("vod/14-events-stateStart.json"),
+        fx!("vod/15-events-bufferStart.json"),
+        fx!("vod/16-events-play.json"),
+        fx!("vod/17-events-pauseStart.json"),
+        fx!("vod/18-events-ping.json"),
+        fx!("vod/19-events-play.json"),
+        fx!("vod/20-events-ping.json"),
+        fx!("vod/21-events-chapterComplete.json"),
+        fx!("vod/22-events-adBreakStart.json"),
+        fx!("vod/23-events-adStart.json"),
+        fx!("vod/24-events-ping.json"),
+        fx!("vod/25-events-adComplete.json"),
+        fx!("vod/26-events-adBreakComplete.json"),
+        fx!("vod/27-events-chapterStart.json"),
+        fx!("vod/28-events-ping.json"),
+        fx!("vod/29-events-error.json"),
+        fx!("vod/30-events-stateEnd.json"),
+        fx!("vod/31-events-chapterComplete.json"),
+        fx!("vod/32-events-sessionComplete.json"),
+        fx!("vod/33-events-sessionEnd.json"),
+        fx!("live/01-sessions-sessionStart.json"),
+        fx!("live/02-events-play.json"),
+        fx!("live/03-events-ping.json"),
+        fx!("live/04-events-ping.json"),
+        fx!("live/05-events-pauseStart.json"),
+        fx!("live/06-events-ping.json"),
+        fx!("live/07-events-play.json"),
+        fx!("live/08-events-ping.json"),
+        fx!("live/09-events-sessionEnd.json"),
+        fx!("resume/01-sessions-sessionStart.json"),
+        fx!("resume/02-events-play.json"),
+        fx!("downloaded/01-downloaded-batch.json"),
+    ];
+
+    type Expected = &'static [(Rule, &'static str)];
+
+    /// The invalid cases of spec §7.5 with the exact errors expected (warnings aside).
+    const INVALID: &[((&str, &[u8]), Expected)] = &[
+        (
+            fx!("invalid/x01-sessions.json"),
+            &[(Rule::Required, "/params/media.channel")],
+        ),
+        (
+            fx!("invalid/x02-sessions.json"),
+            &[(Rule::Type, "/params/media.length")],
+        ),
+        (
+            fx!("invalid/x03-sessions.json"),
+            &[(Rule::Type, "/params/analytics.enableSSL")],
+        ),
+        (
+            fx!("invalid/x04-sessions.json"),
+            &[(Rule::Required, "/params/visitor.marketingCloudOrgId")],
+        ),
+        (
+            fx!("invalid/x05-sessions.json"),
+            &[(Rule::Endpoint, "/eventType")],
+        ),
+        (
+            fx!("invalid/x06-sessions.json"),
+            &[(Rule::Required, "/params")],
+        ),
+        (
+            fx!("invalid/x07-sessions.json"),
+            &[(Rule::Type, "/playerTime/ts")],
+        ),
+        (
+            fx!("invalid/x08-sessions.json"),
+            &[(Rule::Type, "/playerTime/ts")],
+        ),
+        (
+            fx!("invalid/x09-sessions.json"),
+            &[(Rule::Required, "/playerTime/ts")],
+        ),
+        (
+            fx!("invalid/x10-sessions.json"),
+            &[(Rule::UnknownMember, "/sessionId")],
+        ),
+        (
+            fx!("invalid/x11-sessions.json"),
+            &[(Rule::UnknownParam, "/params/media.colour")],
+        ),
+        (
+            fx!("invalid/x12-sessions.json"),
+            &[(Rule::Type, "/customMetadata/episodeNumber")],
+        ),
+        (
+            fx!("invalid/x13-sessions.json"),
+            &[(Rule::CustomMetadataKey, "/customMetadata/content-tier")],
+        ),
+        (
+            fx!("invalid/x14-sessions.json"),
+            &[(Rule::DownloadedFlag, "/params/media.downloaded")],
+        ),
+        (fx!("invalid/x15-sessions.txt"), &[(Rule::Json, "")]),
+        (
+            fx!("invalid/x16-sessions.json"),
+            &[(Rule::UnknownQoeKey, "/qoeData/bitrate")],
+        ),
+        (
+            fx!("invalid/x17-events.json"),
+            &[(Rule::ParamsNotAllowed, "/params/media.id")],
+        ),
+        (
+            fx!("invalid/x18-events.json"),
+            &[(Rule::CustomMetadataNotAllowed, "/customMetadata")],
+        ),
+        (
+            fx!("invalid/x19-events.json"),
+            &[(Rule::Required, "/params/media.ad.podSecond")],
+        ),
+        (
+            fx!("invalid/x20-events.json"),
+            &[(Rule::Required, "/params/media.ad.playerName")],
+        ),
+        (
+            fx!("invalid/x21-events.json"),
+            &[(Rule::Type, "/params/media.ad.podPosition")],
+        ),
+        (
+            fx!("invalid/x22-events.json"),
+            &[(Rule::Type, "/params/media.chapter.index")],
+        ),
+        (
+            fx!("invalid/x23-events.json"),
+            &[(Rule::Required, "/params/media.state.name")],
+        ),
+        (
+            fx!("invalid/x24-events.json"),
+            &[(Rule::Pattern, "/params/media.state.name")],
+        ),
+        (
+            fx!("invalid/x25-events.json"),
+            &[(Rule::EventType, "/eventType")],
+        ),
+        (
+            fx!("invalid/x26-events.json"),
+            &[(Rule::EventType, "/eventType")],
+        ),
+        (
+            fx!("invalid/x27-events.json"),
+            &[(Rule::Endpoint, "/eventType")],
+        ),
+        (
+            fx!("invalid/x28-events.json"),
+            &[(Rule::Enum, "/qoeData/media.qoe.errorSource")],
+        ),
+        (fx!("invalid/x36-events.json"), &[(Rule::BodyKind, "")]),
+        (
+            fx!("invalid/x37-downloaded.json"),
+            &[(Rule::BatchFirst, "/0")],
+        ),
+        (
+            fx!("invalid/x38-sessions.json"),
+            &[(Rule::DownloadedFlag, "/0/params/media.downloaded")],
+        ),
+        (
+            fx!("invalid/x39-events.json"),
+            &[(Rule::Minimum, "/playerTime/playhead")],
+        ),
+    ];
+
+    /// The endpoint a fixture goes to, from its name (`NN-<endpoint>-...`, `xNN-<endpoint>.json`).
+    fn endpoint_of(name: &str) -> Endpoint {
+        let file = name.rsplit('/').next().unwrap();
+        let word = file.split(['-', '.']).nth(1).unwrap();
+        Endpoint::parse(word).unwrap_or_else(|| panic!("{name}: no endpoint in the name"))
+    }
+
+    fn run(endpoint: Endpoint, body: &[u8]) -> Checked<'_> {
+        check(endpoint, body, &Policies::default(), NOW)
+    }
+
+    fn with(policies: Policies, endpoint: Endpoint, body: &str) -> Vec<(Rule, String, Severity)> {
+        let checked = check(endpoint, body.as_bytes(), &policies, NOW);
+        let mut v: Vec<_> = checked
+            .violations
+            .into_iter()
+            .map(|v| (v.rule, v.path, v.severity))
+            .collect();
+        v.sort_by(|a, b| (a.1.as_str(), a.0.as_str()).cmp(&(b.1.as_str(), b.0.as_str())));
+        v
+    }
+
+    /// (rule, path) of every error, sorted by path.
+    fn errors(endpoint: Endpoint, body: &str) -> Vec<(Rule, String)> {
+        with(Policies::default(), endpoint, body)
+            .into_iter()
+            .filter(|v| v.2 == Severity::Error)
+            .map(|v| (v.0, v.1))
+            .collect()
+    }
+
+    fn e(list: &[(Rule, &str)]) -> Vec<(Rule, String)> {
+        list.iter().map(|(r, p)| (*r, p.to_string())).collect()
+    }
+
+    const PING: &str = r#"{"playerTime":{"playhead":10,"ts":1768507230254},"eventType":"ping"}"#;
+
+    fn session_start() -> String {
+        String::from_utf8(VALID[2].1.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn every_valid_fixture_passes_on_its_endpoint() {
+        for (name, body) in VALID {
+            let endpoint = if name.contains('/') {
+                endpoint_of(name)
+            } else if name.starts_with("ping") {
+                Endpoint::Events
+            } else {
+                Endpoint::Sessions
+            };
+            let checked = run(endpoint, body);
+            assert!(
+                checked.violations.is_empty(),
+                "{name}: {:#?}",
+                checked.violations
+            );
+            let events = checked.document.as_ref().expect(name).events();
+            assert!(
+                !events.is_empty() && events.iter().all(|e| e.event_type.is_some()),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn fixture_tables_cover_every_file() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+        let listed: Vec<&str> = VALID
+            .iter()
+            .map(|f| f.0)
+            .chain(INVALID.iter().map(|f| f.0 .0))
+            .collect();
+        for sub in ["vod", "live", "resume", "downloaded", "invalid"] {
+            for entry in std::fs::read_dir(format!("{dir}/{sub}")).unwrap() {
+                let name = format!("{sub}/{}", entry.unwrap().file_name().to_string_lossy());
+                assert!(
+                    listed.contains(&name.as_str()),
+                    "{name} is not in a test table"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_invalid_case_is_rejected_with_the_expected_errors() {
+        for ((name, body), expected) in INVALID {
+            let checked = run(endpoint_of(name), body);
+            let mut got: Vec<_> = checked.errors().map(|v| (v.rule, v.path.clone())).collect();
+            got.sort_by(|a, b| a.1.cmp(&b.1));
+            assert_eq!(got, e(expected), "{name}: {:#?}", checked.violations);
+            assert!(!checked.is_valid(), "{name}");
+            for v in checked.errors() {
+                assert!(!v.detail.is_empty(), "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn details_say_what_to_fix() {
+        let detail = |name: &str| {
+            let ((n, body), _) = INVALID.iter().find(|c| c.0 .0.contains(name)).unwrap();
+            let c = run(endpoint_of(n), body);
+            let d = c.errors().next().unwrap().detail.clone();
+            d
+        };
+        assert_eq!(
+            detail("x02"),
+            "expected a number, got the string \"1800.5\""
+        );
+        assert_eq!(detail("x03"), "expected a boolean, got the string \"true\"");
+        assert_eq!(
+            detail("x07"),
+            "expected an integer, got the string \"<timestamp>\""
+        );
+        assert_eq!(
+            detail("x08"),
+            "expected an integer, got the number 1768507200000.5"
+        );
+        assert_eq!(detail("x01"), "required parameter is missing");
+        assert_eq!(
+            detail("x25"),
+            "\"pause\" is not an event type (use \"pauseStart\")"
+        );
+        assert_eq!(
+            detail("x26"),
+            "\"seekStart\" is not an event type (use \"pauseStart\")"
+        );
+        assert_eq!(detail("x39"), "must be >= 0, got -1");
+        assert!(detail("x28").contains("\"cdn\""));
+        assert!(detail("x27").contains("/api/v1/sessions"));
+        assert!(detail("x06").contains("media.channel"));
+        assert!(detail("x15").starts_with("the body is not valid JSON"));
+        let long = format!(
+            r#"{{"playerTime":{{"playhead":"{}","ts":1}},"eventType":"ping"}}"#,
+            "9".repeat(50)
+        );
+        let c = run(Endpoint::Events, long.as_bytes());
+        assert_eq!(c.violations[0].detail, "expected a number, got a string");
+    }
+
+    #[test]
+    fn violations_carry_the_event_type() {
+        let c = run(Endpoint::Events, INVALID[20].0 .1);
+        assert_eq!(c.violations[0].event_type, Some(EventType::AdStart));
+        let c = run(Endpoint::Events, br#"{"eventType":"pause"}"#);
+        assert!(c.violations.iter().all(|v| v.event_type.is_none()));
+        let c = run(Endpoint::Downloaded, INVALID[29].0 .1);
+        assert_eq!(c.violations[0].event_type, Some(EventType::Play));
+    }
+
+    #[test]
+    fn unknown_params_follow_the_policy() {
+        let body = std::str::from_utf8(INVALID[10].0 .1).unwrap();
+        let allow = Policies {
+            unknown_params: UnknownParams::Allow,
+            ..Policies::default()
+        };
+        let got = with(allow.clone(), Endpoint::Sessions, body);
+        assert_eq!(
+            got,
+            [(
+                Rule::UnknownParam,
+                "/params/media.colour".into(),
+                Severity::Warning
+            )]
+        );
+        // Allow never extends to types documented with no params, nor to misplaced keys' types.
+        let ping = r#"{"playerTime":{"playhead":1,"ts":1},"eventType":"ping","params":{"x":1}}"#;
+        assert_eq!(with(allow, Endpoint::Events, ping)[0].2, Severity::Error);
+        let misplaced = body.replace("media.colour", "media.ad.id");
+        let c = run(Endpoint::Sessions, misplaced.as_bytes());
+        assert!(c.violations[0].detail.contains("belongs on adStart"));
+        let qoe = body.replace("media.colour", "media.qoe.bitrate");
+        let c = run(Endpoint::Sessions, qoe.as_bytes());
+        assert!(c.violations[0].detail.contains("qoeData"));
+    }
+
+    #[test]
+    fn empty_params_are_tolerated_on_every_type() {
+        for t in EventType::ALL {
+            if rules::event_spec(t).requires_params() {
+                continue;
+            }
+            let body = format!(
+                r#"{{"playerTime":{{"playhead":1,"ts":1}},"eventType":"{}","params":{{}},"qoeData":{{}},"customMetadata":{{}}}}"#,
+                t.as_str()
+            );
+            assert_eq!(errors(Endpoint::Events, &body), [], "{t:?}");
+        }
+    }
+
+    const STATES_UPDATE: &str = r#"{"eventType":"statesUpdate","playerTime":{"playhead":0,"ts":1768507245000},
+        "params":{"statesEnd":[{"media.state.name":"mute"}],
+                  "statesStart":[{"media.state.name":"fullScreen"},{"media.state.name":"closedCaptioning"}]}}"#;
+
+    #[test]
+    fn states_update_is_behind_a_feature_flag() {
+        assert_eq!(
+            errors(Endpoint::Events, STATES_UPDATE),
+            e(&[(Rule::FeatureDisabled, "/eventType")])
+        );
+        let on = Policies {
+            states_update: true,
+            ..Policies::default()
+        };
+        assert_eq!(with(on.clone(), Endpoint::Events, STATES_UPDATE), []);
+        let cases: &[(&str, &[(Rule, &str)])] = &[
+            (r#"{}"#, &[(Rule::Required, "/params")]),
+            (
+                r#"{"statesStart":[],"statesEnd":[]}"#,
+                &[(Rule::Required, "/params")],
+            ),
+            (
+                r#"{"statesStart":[{"media.state.name":"mute"}],"statesEnd":[]}"#,
+                &[],
+            ),
+            (
+                r#"{"statesStart":[{"media.state.name":"full screen"},7,{"name":"x"}]}"#,
+                &[
+                    (Rule::Pattern, "/params/statesStart/0/media.state.name"),
+                    (Rule::Type, "/params/statesStart/1"),
+                    (Rule::Required, "/params/statesStart/2/media.state.name"),
+                    (Rule::UnknownMember, "/params/statesStart/2/name"),
+                ],
+            ),
+            (
+                r#"{"statesEnd":{"media.state.name":"mute"},"media.state.name":"mute"}"#,
+                &[
+                    (Rule::Required, "/params"),
+                    (Rule::UnknownParam, "/params/media.state.name"),
+                    (Rule::Type, "/params/statesEnd"),
+                ],
+            ),
+        ];
+        for (params, expected) in cases {
+            let body = format!(
+                r#"{{"eventType":"statesUpdate","playerTime":{{"playhead":0,"ts":1}},"params":{params}}}"#
+            );
+            let got: Vec<_> = with(on.clone(), Endpoint::Events, &body)
+                .into_iter()
+                .map(|v| (v.0, v.1))
+                .collect();
+            assert_eq!(got, e(expected), "{params}");
+        }
+        let missing = r#"{"eventType":"statesUpdate","playerTime":{"playhead":0,"ts":1}}"#;
+        assert_eq!(with(on, Endpoint::Events, missing)[0].1, "/params");
+    }
+
+    const ERROR_PARAMS: &str = r#"{"playerTime":{"playhead":787.242,"ts":1768508100000},"eventType":"error",
+        "params":{"media.errorId":"HLS_SEGMENT_404","media.errorSource":"player"}}"#;
+
+    #[test]
+    fn error_params_follow_the_policy() {
+        let warn = with(Policies::default(), Endpoint::Events, ERROR_PARAMS);
+        assert_eq!(
+            warn,
+            [
+                (
+                    Rule::ToleratedParam,
+                    "/params/media.errorId".into(),
+                    Severity::Warning
+                ),
+                (
+                    Rule::ToleratedParam,
+                    "/params/media.errorSource".into(),
+                    Severity::Warning
+                ),
+            ]
+        );
+        let bad_value = ERROR_PARAMS.replace("\"player\"", "\"cdn\"");
+        assert_eq!(
+            errors(Endpoint::Events, &bad_value),
+            e(&[(Rule::Enum, "/params/media.errorSource")])
+        );
+        let reject = Policies {
+            error_params: ErrorParams::Reject,
+            ..Policies::default()
+        };
+        let got = with(reject, Endpoint::Events, ERROR_PARAMS);
+        assert_eq!(got.len(), 2);
+        assert!(got
+            .iter()
+            .all(|v| v.0 == Rule::ParamsNotAllowed && v.2 == Severity::Error));
+        let other = ERROR_PARAMS.replace("media.errorId", "media.errorCode");
+        assert_eq!(
+            errors(Endpoint::Events, &other),
+            e(&[(Rule::ParamsNotAllowed, "/params/media.errorCode")])
+        );
+        let bare = r#"{"playerTime":{"playhead":1,"ts":1},"eventType":"error"}"#;
+        assert_eq!(with(Policies::default(), Endpoint::Events, bare), []);
+    }
+
+    #[test]
+    fn pod_friendly_name_on_ad_start_is_a_warning() {
+        let body = std::str::from_utf8(VALID[4].1).unwrap().replace(
+            "\"media.ad.id\"",
+            "\"media.ad.podFriendlyName\": \"preroll\", \"media.ad.id\"",
+        );
+        let c = check(Endpoint::Events, body.as_bytes(), &Policies::default(), NOW);
+        assert!(c.is_valid(), "{:#?}", c.violations);
+        let w: Vec<_> = c.warnings().map(|v| (v.rule, v.path.as_str())).collect();
+        assert_eq!(
+            w,
+            [(Rule::ToleratedParam, "/params/media.ad.podFriendlyName")]
+        );
+        let typed = body.replace("\"preroll\"", "1");
+        assert_eq!(
+            errors(Endpoint::Events, &typed),
+            e(&[(Rule::Type, "/params/media.ad.podFriendlyName")])
+        );
+    }
+
+    #[test]
+    fn ts_window_applies_only_when_configured() {
+        let at = |ts: i64| PING.replace("1768507230254", &ts.to_string());
+        assert_eq!(errors(Endpoint::Events, &at(1)), []);
+        let window = Policies {
+            ts_max_age_ms: Some(60_000),
+            ts_max_ahead_ms: Some(1_000),
+            ..Policies::default()
+        };
+        let got = |ts: i64| with(window.clone(), Endpoint::Events, &at(ts));
+        assert_eq!(got(NOW as i64 - 60_000), []);
+        assert_eq!(got(NOW as i64 + 1_000), []);
+        assert_eq!(got(NOW as i64 - 60_001)[0].0, Rule::TsWindow);
+        assert_eq!(got(NOW as i64 + 1_001)[0].1, "/playerTime/ts");
+        assert_eq!(got(i64::MIN)[0].0, Rule::TsWindow);
+        assert_eq!(got(i64::MAX)[0].0, Rule::TsWindow);
+        // Offline batches are uploaded later: only the "ahead" bound applies to them.
+        let batch = VALID.last().unwrap().1;
+        let c = check(Endpoint::Downloaded, batch, &window, NOW);
+        assert!(c.violations.is_empty(), "{:#?}", c.violations);
+        let c = check(Endpoint::Downloaded, batch, &window, 1_000_000);
+        assert_eq!(c.violations.len(), 8);
+    }
+
+    #[test]
+    fn duplicate_keys_are_found_in_every_object() {
+        let body = r#"{"playerTime":{"playhead":1,"ts":1,"ts":2},"eventType":"adStart","eventType":"adStart",
+            "params":{"media.ad.id":"a","media.ad.length":1,"media.ad.podPosition":1,"media.ad.playerName":"p",
+                      "media.ad.id":"b","media.ad.podFriendlyName":"x","media.ad.podFriendlyName":"y"},
+            "qoeData":{"media.qoe.bitrate":1,"media.qoe.bitrate":2},
+            "customMetadata":{"k":"v","k":"w"}}"#;
+        assert_eq!(
+            errors(Endpoint::Events, body),
+            e(&[
+                (Rule::DuplicateKey, "/customMetadata/k"),
+                (Rule::DuplicateKey, "/eventType"),
+                (Rule::DuplicateKey, "/params/media.ad.id"),
+                (Rule::DuplicateKey, "/params/media.ad.podFriendlyName"),
+                (Rule::DuplicateKey, "/playerTime/ts"),
+                (Rule::DuplicateKey, "/qoeData/media.qoe.bitrate"),
+            ])
+        );
+        // A huge object stays linear: 20 000 keys, each twice.
+        let keys: Vec<String> = (0..20_000)
+            .map(|i| format!("\"k{}\":\"v\"", i % 10_000))
+            .collect();
+        let body = format!(
+            r#"{{"playerTime":{{"playhead":1,"ts":1}},"eventType":"sessionStart","customMetadata":{{{}}}}}"#,
+            keys.join(",")
+        );
+        let c = run(Endpoint::Events, body.as_bytes());
+        let dups = c.errors().filter(|v| v.rule == Rule::DuplicateKey).count();
+        assert_eq!(dups, 10_000);
+    }
+
+    #[test]
+    fn numbers_must_be_finite_and_integers_must_fit() {
+        let ss = session_start();
+        let body = ss.replace("1800.5", "1e400");
+        assert_eq!(
+            errors(Endpoint::Sessions, &body),
+            e(&[(Rule::Finite, "/params/media.length")])
+        );
+        let body = ss.replace("1800.5", "-1e400");
+        assert_eq!(
+            errors(Endpoint::Sessions, &body),
+            e(&[(Rule::Finite, "/params/media.length")])
+        );
+        let body = PING.replace("1768507230254", "99999999999999999999");
+        assert_eq!(
+            errors(Endpoint::Events, &body),
+            e(&[(Rule::Finite, "/playerTime/ts")])
+        );
+        let body = PING.replace("1768507230254", "1e3");
+        assert_eq!(
+            errors(Endpoint::Events, &body),
+            e(&[(Rule::Type, "/playerTime/ts")])
+        );
+        let body = PING.replace("1768507230254", "-5");
+        assert_eq!(errors(Endpoint::Events, &body), []);
+        let body = PING.replace("\"playhead\":10", "\"playhead\":-0.0");
+        assert_eq!(errors(Endpoint::Events, &body), []);
+        let body = PING.replace("\"playhead\":10", "\"playhead\":1e400");
+        assert_eq!(
+            errors(Endpoint::Events, &body),
+            e(&[(Rule::Finite, "/playerTime/playhead")])
+        );
+        let qoe = r#"{"playerTime":{"playhead":1,"ts":1},"eventType":"ping",
+            "qoeData":{"media.qoe.bitrate":-1,"media.qoe.droppedFrames":2.5,"media.qoe.errorID":""}}"#;
+        assert_eq!(
+            errors(Endpoint::Events, qoe),
+            e(&[
+                (Rule::Minimum, "/qoeData/media.qoe.bitrate"),
+                (Rule::Type, "/qoeData/media.qoe.droppedFrames"),
+                (Rule::MinLength, "/qoeData/media.qoe.errorID"),
+            ])
+        );
+    }
+
+    #[test]
+    fn null_is_never_a_value() {
+        let ss = session_start();
+        let cases: &[(&str, &str, &str)] = &[
+            ("1800.5", "null", "/params/media.length"),
+            ("\"acme-web\"", "null", "/params/media.channel"),
+            (
+                "\"analytics.enableSSL\": true",
+                "\"analytics.enableSSL\": null",
+                "/params/analytics.enableSSL",
+            ),
+            (
+                "\"playerTime\": {\"playhead\": 0, \"ts\": 1768507200000}",
+                "\"playerTime\": null",
+                "/playerTime",
+            ),
+            (
+                "\"playhead\": 0",
+                "\"playhead\": null",
+                "/playerTime/playhead",
+            ),
+            (
+                "\"eventType\": \"sessionStart\"",
+                "\"eventType\": null",
+                "/eventType",
+            ),
+            (
+                "{\n    \"media.qoe.timeToStart\": 0\n  }",
+                "null",
+                "/qoeData",
+            ),
+            (
+                "\"media.qoe.timeToStart\": 0",
+                "\"media.qoe.timeToStart\": null",
+                "/qoeData/media.qoe.timeToStart",
+            ),
+            ("\"premium\"", "null", "/customMetadata/contentTier"),
+        ];
+        for (from, to, path) in cases {
+            assert!(ss.contains(from), "{from}");
+            let body = ss.replacen(from, to, 1);
+            let got = errors(Endpoint::Sessions, &body);
+            assert_eq!(got, e(&[(Rule::Type, path)]), "{to} at {path}");
+        }
+        let params_null = ss.replacen("\"params\": {", "\"params\": null, \"x\": {", 1);
+        let got = errors(Endpoint::Sessions, &params_null);
+        assert_eq!(
+            got,
+            e(&[(Rule::Type, "/params"), (Rule::UnknownMember, "/x")])
+        );
+        let cm = ss.replacen(
+            "\"customMetadata\": {",
+            "\"customMetadata\": null, \"y\": {",
+            1,
+        );
+        assert_eq!(
+            errors(Endpoint::Sessions, &cm)[0],
+            (Rule::Type, "/customMetadata".into())
+        );
+    }
+
+    #[test]
+    fn all_violations_are_reported_at_once() {
+        let ss = session_start()
+            .replace("1800.5", "\"1800.5\"")
+            .replace(
+                "\"analytics.enableSSL\": true",
+                "\"analytics.enableSSL\": \"true\"",
+            )
+            .replace("\"media.channel\": \"acme-web\",", "");
+        assert_eq!(
+            errors(Endpoint::Sessions, &ss),
+            e(&[
+                (Rule::Type, "/params/analytics.enableSSL"),
+                (Rule::Required, "/params/media.channel"),
+                (Rule::Type, "/params/media.length"),
+            ])
+        );
+        let body = r#"{"playerTime":{"playhead":-1},"eventType":"play","params":{"a":1},"qoeData":{"bitrate":1},"customMetadata":{"a":"b"},"extra":0}"#;
+        assert_eq!(
+            errors(Endpoint::Sessions, body),
+            e(&[
+                (Rule::CustomMetadataNotAllowed, "/customMetadata"),
+                (Rule::Endpoint, "/eventType"),
+                (Rule::UnknownMember, "/extra"),
+                (Rule::ParamsNotAllowed, "/params/a"),
+                (Rule::Minimum, "/playerTime/playhead"),
+                (Rule::Required, "/playerTime/ts"),
+                (Rule::UnknownQoeKey, "/qoeData/bitrate"),
+            ])
+        );
+        assert_eq!(
+            errors(Endpoint::Events, "{}"),
+            e(&[
+                (Rule::Required, "/eventType"),
+                (Rule::Required, "/playerTime")
+            ])
+        );
+    }
+
+    #[test]
+    fn body_kinds_per_endpoint() {
+        let c = run(Endpoint::Downloaded, PING.as_bytes());
+        assert_eq!(c.violations[0].rule, Rule::BodyKind);
+        assert!(matches!(c.document, Some(Document::Single(_))));
+        let c = run(Endpoint::Events, INVALID[28].0 .1);
+        assert!(matches!(&c.document, Some(Document::Batch(v)) if v.len() == 2));
+        for body in ["42", "\"x\"", "null", "true"] {
+            for endpoint in [Endpoint::Sessions, Endpoint::Events, Endpoint::Downloaded] {
+                let c = run(endpoint, body.as_bytes());
+                assert!(c.document.is_none());
+                assert_eq!(c.violations.len(), 1);
+                assert_eq!(
+                    (c.violations[0].rule, c.violations[0].path.as_str()),
+                    (Rule::BodyKind, "")
+                );
+            }
+        }
+        let c = run(Endpoint::Events, b"\xff{}");
+        assert_eq!((c.text, c.violations[0].rule), ("", Rule::Json));
+        assert!(c.document.is_none());
+        let c = run(Endpoint::Events, b" {\"a\": ");
+        assert_eq!((c.text, c.violations[0].rule), (" {\"a\": ", Rule::Json));
+        assert_eq!(run(Endpoint::Events, b"").violations[0].rule, Rule::Json);
+    }
+
+    #[test]
+    fn downloaded_batches() {
+        let batch = VALID.last().unwrap().1;
+        // Also valid on the deprecated array form of /sessions: it carries media.downloaded: true.
+        let c = run(Endpoint::Sessions, batch);
+        assert!(c.violations.is_empty(), "{:#?}", c.violations);
+        let Some(Document::Batch(events)) = &c.document else {
+            panic!()
+        };
+        assert_eq!(events.len(), 8);
+        assert_eq!(events[7].index, 7);
+        assert_eq!(events[7].event_type, Some(EventType::SessionComplete));
+        assert!(events[0].custom_metadata.is_some() && events[0].params.is_some());
+        assert_eq!(
+            events[0].param_str("media.id").as_deref(),
+            Some("pod-ep-118")
+        );
+        // Without the flag it is valid on /downloaded only.
+        let no_flag = INVALID[30].0 .1;
+        assert!(run(Endpoint::Downloaded, no_flag).violations.is_empty());
+        let flag_false = std::str::from_utf8(batch)
+            .unwrap()
+            .replace("\"media.downloaded\": true", "\"media.downloaded\": false");
+        assert_eq!(
+            errors(Endpoint::Sessions, &flag_false),
+            e(&[(Rule::DownloadedFlag, "/0/params/media.downloaded")])
+        );
+
+        let start = r#"{"eventType":"sessionStart","playerTime":{"playhead":0,"ts":10},"params":{"analytics.trackingServer":"t","analytics.reportSuite":"r","visitor.marketingCloudOrgId":"o","media.id":"i","media.length":1,"media.contentType":"vod","media.playerName":"p","media.channel":"c"}}"#;
+        let ev = |t: &str, ts: i64| {
+            format!(r#"{{"eventType":"{t}","playerTime":{{"playhead":0,"ts":{ts}}}}}"#)
+        };
+        let batch = |items: &[String]| format!("[{}]", items.join(","));
+        assert_eq!(
+            errors(Endpoint::Downloaded, "[]"),
+            e(&[(Rule::BatchEmpty, "")])
+        );
+        assert_eq!(
+            errors(Endpoint::Downloaded, "[ ]"),
+            e(&[(Rule::BatchEmpty, "")])
+        );
+        let body = batch(&[
+            start.into(),
+            ev("play", 11),
+            ev("ping", 10),
+            ev("ping", 12),
+            ev("ping", 12),
+        ]);
+        assert_eq!(
+            errors(Endpoint::Downloaded, &body),
+            e(&[(Rule::BatchOrder, "/2/playerTime/ts")])
+        );
+        let body = batch(&[start.into(), ev("play", 11), start.replace("10}", "12}")]);
+        assert_eq!(
+            errors(Endpoint::Downloaded, &body),
+            e(&[(Rule::BatchSessionStart, "/2/eventType")])
+        );
+        let body = batch(&["7".into(), start.into(), ev("pause", 11), ev("play", 12)]);
+        assert_eq!(
+            errors(Endpoint::Downloaded, &body),
+            e(&[
+                (Rule::BatchFirst, "/0"),
+                (Rule::Type, "/0"),
+                (Rule::EventType, "/2/eventType"),
+            ])
+        );
+        let c = run(Endpoint::Downloaded, body.as_bytes());
+        let Some(Document::Batch(events)) = &c.document else {
+            panic!()
+        };
+        assert_eq!(
+            events.iter().map(|e| e.index).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        let body = batch(&[
+            start.into(),
+            r#"{"eventType":"adStart","playerTime":{"playhead":0,"ts":11},"params":{}}"#.into(),
+        ]);
+        assert_eq!(
+            errors(Endpoint::Downloaded, &body),
+            e(&[
+                (Rule::Required, "/1/params/media.ad.id"),
+                (Rule::Required, "/1/params/media.ad.length"),
+                (Rule::Required, "/1/params/media.ad.playerName"),
+                (Rule::Required, "/1/params/media.ad.podPosition"),
+            ])
+        );
+        // A single-object sessionStart on /sessions must not claim to be downloaded; false is fine.
+        let ss = session_start().replace(
+            "\"media.streamType\"",
+            "\"media.downloaded\": false, \"media.streamType\"",
+        );
+        assert_eq!(errors(Endpoint::Sessions, &ss), []);
+    }
+
+    #[test]
+    fn custom_metadata_and_customer_ids() {
+        let ss = session_start().replace(
+            "\"subscriptionPlan\": \"annual\"",
+            "\"subscriptionPlan\": \"annual\", \"media.tier\": \"x\", \"a.b\": \"y\", \"a/b\": \"z\"",
+        );
+        let got = with(Policies::default(), Endpoint::Sessions, &ss);
+        assert_eq!(
+            got,
+            [
+                (
+                    Rule::CustomMetadataReserved,
+                    "/customMetadata/a.b".into(),
+                    Severity::Warning
+                ),
+                (
+                    Rule::CustomMetadataKey,
+                    "/customMetadata/a~1b".into(),
+                    Severity::Error
+                ),
+                (
+                    Rule::CustomMetadataReserved,
+                    "/customMetadata/media.tier".into(),
+                    Severity::Warning
+                ),
+            ]
+        );
+        let live = std::str::from_utf8(VALID[35].1).unwrap();
+        let ids = live.replace(
+            r#""crmId": {"id": "cust-4411", "authState": 1}"#,
+            r#""crmId": {"id": 4411, "authState": 3, "x": 1}, "b": "c", "d": {}"#,
+        );
+        assert_eq!(
+            errors(Endpoint::Sessions, &ids),
+            e(&[
+                (Rule::Type, "/params/visitor.customerIDs/b"),
+                (Rule::Enum, "/params/visitor.customerIDs/crmId/authState"),
+                (Rule::Type, "/params/visitor.customerIDs/crmId/id"),
+                (Rule::UnknownMember, "/params/visitor.customerIDs/crmId/x"),
+                (Rule::Required, "/params/visitor.customerIDs/d/authState"),
+                (Rule::Required, "/params/visitor.customerIDs/d/id"),
+            ])
+        );
+    }
+
+    #[test]
+    fn event_type_and_endpoint_rules() {
+        let with_type = |t: &str| PING.replace("\"ping\"", t);
+        assert_eq!(
+            errors(Endpoint::Events, &with_type("7")),
+            e(&[(Rule::Type, "/eventType")])
+        );
+        let cased = with_type("\"Ping\"");
+        let c = run(Endpoint::Events, cased.as_bytes());
+        assert!(c.violations[0].detail.contains("case-sensitive"));
+        let long = format!("\"{}\"", "z".repeat(100));
+        let long = with_type(&long);
+        let c = run(Endpoint::Events, long.as_bytes());
+        assert_eq!(c.violations[0].detail, "the value is not an event type");
+        assert_eq!(
+            errors(Endpoint::Sessions, PING),
+            e(&[(Rule::Endpoint, "/eventType")])
+        );
+        let escaped = with_type("\"p\\u0069ng\"");
+        assert_eq!(errors(Endpoint::Events, &escaped), []);
+    }
+
+    #[test]
+    fn pointer_tokens_are_escaped() {
+        let body = r#"{"playerTime":{"playhead":1,"ts":1},"eventType":"ping","a/b~c":1}"#;
+        assert_eq!(
+            errors(Endpoint::Events, body),
+            e(&[(Rule::UnknownMember, "/a~1b~0c")])
+        );
+    }
+
+    #[test]
+    fn hostile_input_never_panics() {
+        let deep = "[".repeat(100_000);
+        assert_eq!(
+            run(Endpoint::Downloaded, deep.as_bytes()).violations[0].rule,
+            Rule::Json
+        );
+        let nested = format!(
+            r#"{{"playerTime":{{"playhead":1,"ts":1}},"eventType":"ping","x":{}1{}}}"#,
+            "[{\"a\":".repeat(60),
+            "}]".repeat(60)
+        );
+        assert_eq!(
+            errors(Endpoint::Events, &nested),
+            e(&[(Rule::UnknownMember, "/x")])
+        );
+        let ids = format!(
+            r#"{{"playerTime":{{"playhead":1,"ts":1}},"eventType":"stateStart","params":{{"media.state.name":{}1{}}}}}"#,
+            "[".repeat(120),
+            "]".repeat(120)
+        );
+        assert_eq!(
+            errors(Endpoint::Events, &ids),
+            e(&[(Rule::Type, "/params/media.state.name")])
+        );
+        // Every prefix and a few byte flips of every fixture.
+        let mut bodies: Vec<&[u8]> = VALID.iter().map(|f| f.1).collect();
+        bodies.extend(INVALID.iter().map(|f| f.0 .1));
+        let mut policies = Policies::default();
+        for (n, body) in bodies.iter().enumerate() {
+            policies.states_update = n % 2 == 0;
+            for end in 0..body.len() {
+                for endpoint in [Endpoint::Sessions, Endpoint::Events, Endpoint::Downloaded] {
+                    let _ = check(endpoint, &body[..end], &policies, NOW);
+                }
+            }
+            let mut flipped = body.to_vec();
+            for i in (0..flipped.len()).step_by(7) {
+                flipped[i] ^= [0x20u8, 0x01, 0x80, 0x0f][i % 4];
+                let _ = check(Endpoint::Sessions, &flipped, &policies, NOW);
+            }
+        }
+    }
+
+    /// `cargo test --release --lib mcapi::validate::tests::speed -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn speed() {
+        let time = |name: &str, endpoint: Endpoint, body: &[u8]| {
+            let p = Policies::default();
+            let n = 200_000;
+            let t = std::time::Instant::now();
+            for _ in 0..n {
+                let c = check(endpoint, std::hint::black_box(body), &p, NOW);
+                assert!(c.violations.is_empty());
+            }
+            println!("{name}: {:.0} ns", t.elapsed().as_nanos() as f64 / n as f64);
+        };
+        time("session-start.json", Endpoint::Sessions, VALID[0].1);
+        time("ping.json", Endpoint::Events, VALID[1].1);
+        time("vod sessionStart", Endpoint::Sessions, VALID[2].1);
+        time(
+            "downloaded batch",
+            Endpoint::Downloaded,
+            VALID.last().unwrap().1,
+        );
+    }
 }

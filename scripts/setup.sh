@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what building and testing mediagate needs on a Debian/Ubuntu machine that has only the
+# Rust toolchain: cmake (pingora's build needs it) and, with "test", promtool (the metrics test
+# checks the exposition format with it). Uses sudo when not root. Safe to run again.
+set -euo pipefail
+
+need=()
+command -v cmake >/dev/null 2>&1 || need+=(cmake)
+if [ "${1:-}" = "test" ]; then
+  command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+fi
+[ ${#need[@]} -eq 0 ] && exit 0
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "setup: please install ${need[*]} with your package manager" >&2
+  exit 1
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "setup: installing ${need[*]}" >&2
+$sudo apt-get update -qq
+# --no-install-recommends keeps the prometheus package from pulling in a web UI and exporters;
+# only its promtool is used. Installing it must not leave a server running.
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
