@@ -11,6 +11,8 @@ use std::sync::Arc;
 use crate::admin::{AdminApp, Readiness, ReadinessWatcher};
 use crate::config::{self, Config};
 use crate::emulator::{self, EmulatorSettings};
+use crate::gateway::health_check::HealthChecker;
+use crate::gateway::pool::Pool;
 use crate::gateway::Gateway;
 use crate::metrics::Metrics;
 
@@ -30,8 +32,8 @@ pub fn run(path: &Path, upgrade: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let gateway = match Gateway::new(config.clone(), metrics.clone()) {
-        Ok(g) => g,
+    let pool = match Pool::new(&config) {
+        Ok(p) => Arc::new(p),
         Err(e) => {
             eprintln!("mediagate: {e}");
             return ExitCode::FAILURE;
@@ -39,13 +41,31 @@ pub fn run(path: &Path, upgrade: bool) -> ExitCode {
     };
     let mut server = new_server(server_conf(&config), upgrade);
 
+    let gateway = Gateway::new(config.clone(), metrics.clone(), pool.clone());
     let mut proxy = pingora_proxy::http_proxy_service_with_name(
         &server.configuration,
         gateway,
         "mediagate gateway",
     );
-    proxy.add_tcp(&config.server.listen.to_string());
+    let listen = config.server.listen.to_string();
+    match &config.server.tls {
+        None => proxy.add_tcp(&listen),
+        Some((cert, key)) => {
+            if let Err(e) = proxy.add_tls(&listen, cert, key) {
+                eprintln!("mediagate: [server] tls_cert/tls_key: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     server.add_service(proxy);
+    server.add_service(background_service(
+        "health checks",
+        HealthChecker {
+            pool,
+            metrics: metrics.clone(),
+            settings: config.health.clone(),
+        },
+    ));
 
     let readiness = Readiness::new_ready();
     let mut admin = Service::new(

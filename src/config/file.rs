@@ -18,6 +18,8 @@ pub struct File {
     #[serde(default)]
     pub upstream: Vec<Upstream>,
     #[serde(default)]
+    pub health_check: HealthCheck,
+    #[serde(default)]
     pub validation: Validation,
     #[serde(default)]
     pub enrich: Enrich,
@@ -40,6 +42,8 @@ pub struct Server {
     pub upgrade_sock: String,
     pub keepalive_timeout_seconds: u64,
     pub client_read_timeout_ms: u64,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
 }
 
 impl Default for Server {
@@ -56,6 +60,8 @@ impl Default for Server {
             upgrade_sock: "/tmp/mediagate_upgrade.sock".into(),
             keepalive_timeout_seconds: 60,
             client_read_timeout_ms: 30_000,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -79,6 +85,9 @@ impl Default for Admin {
 pub struct Upstream {
     pub url: String,
     pub name: Option<String>,
+    #[serde(default = "defaults::weight")]
+    pub weight: u32,
+    pub ca_file: Option<String>,
     #[serde(default = "defaults::connect_timeout_ms")]
     pub connect_timeout_ms: u64,
     #[serde(default = "defaults::read_timeout_ms")]
@@ -102,11 +111,57 @@ mod defaults {
     pub fn idle_timeout_ms() -> u64 {
         30_000
     }
+    pub fn weight() -> u32 {
+        1
+    }
     pub fn yes() -> bool {
         true
     }
     pub fn request_id_header() -> String {
         "x-request-id".into()
+    }
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthCheckKind {
+    /// A TCP connect (the backend documents no health route).
+    #[default]
+    Tcp,
+    /// `GET http_path`, expecting `http_status`.
+    Http,
+    /// No active checks; only passive ejection.
+    Off,
+}
+
+/// Active and passive health checking of the upstreams.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthCheck {
+    pub kind: HealthCheckKind,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    pub unhealthy_threshold: u32,
+    pub healthy_threshold: u32,
+    pub http_path: String,
+    pub http_status: u16,
+    pub passive_failures: u32,
+    pub passive_ejection_ms: u64,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        HealthCheck {
+            kind: HealthCheckKind::Tcp,
+            interval_ms: 5_000,
+            timeout_ms: 1_000,
+            unhealthy_threshold: 2,
+            healthy_threshold: 2,
+            http_path: "/".into(),
+            http_status: 200,
+            passive_failures: 3,
+            passive_ejection_ms: 10_000,
+        }
     }
 }
 

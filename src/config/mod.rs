@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::enrich;
 use crate::location::{normalize_authority, Rewriter};
 use crate::mcapi::Policies;
-pub use file::{Mode, SidFormat, Strictness};
+pub use file::{HealthCheckKind, Mode, SidFormat, Strictness};
 
 /// The default configuration path, relative to the working directory.
 pub const DEFAULT_PATH: &str = "config/mediagate.toml";
@@ -24,6 +24,7 @@ pub struct Config {
     pub server: Server,
     pub admin_listen: SocketAddr,
     pub upstreams: Vec<Upstream>,
+    pub health: Health,
     pub validation: Validation,
     pub enrich: enrich::Rules,
     pub location: Rewriter,
@@ -43,6 +44,8 @@ pub struct Server {
     pub upgrade_sock: String,
     pub keepalive_timeout_seconds: u64,
     pub client_read_timeout: Duration,
+    /// Certificate and key files (PEM) when the listener speaks TLS.
+    pub tls: Option<(String, String)>,
 }
 
 /// One upstream collection backend.
@@ -54,6 +57,11 @@ pub struct Upstream {
     pub port: u16,
     /// The `Host` sent upstream: the URL's authority (default port left out).
     pub authority: String,
+    pub weight: u32,
+    /// A CA bundle (PEM) to verify an https upstream with, instead of the system's.
+    pub ca_file: Option<String>,
+    /// The upstream's token in outward session ids (see `location::affinity`).
+    pub token: String,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
     pub write_timeout: Duration,
@@ -69,6 +77,20 @@ impl Upstream {
             .next()
             .ok_or_else(|| format!("upstream {}: {} has no address", self.name, self.host))
     }
+}
+
+/// Health checking (`[health_check]`).
+#[derive(Debug, Clone)]
+pub struct Health {
+    pub kind: HealthCheckKind,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub unhealthy_threshold: u32,
+    pub healthy_threshold: u32,
+    pub http_path: String,
+    pub http_status: u16,
+    pub passive_failures: u32,
+    pub passive_ejection: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -145,6 +167,22 @@ fn resolve(file: file::File, env: &dyn Fn(&str) -> Option<String>) -> Result<Con
         if upstreams.iter().any(|o: &Upstream| o.name == name) {
             return Err(format!("{at} name: {name:?} is used twice"));
         }
+        if !(1..=1000).contains(&u.weight) {
+            return Err(format!("{at} weight: must be between 1 and 1000"));
+        }
+        if let Some(ca) = &u.ca_file {
+            if url.scheme != "https" {
+                return Err(format!("{at} ca_file: only meaningful for an https:// url"));
+            }
+            readable(&format!("{at} ca_file"), ca)?;
+        }
+        let token = crate::location::affinity::token_for(&name);
+        if let Some(other) = upstreams.iter().find(|o: &&Upstream| o.token == token) {
+            return Err(format!(
+                "{at} name: {name:?} and {:?} map to the same session token; rename one",
+                other.name
+            ));
+        }
         for (key, ms) in [
             ("connect_timeout_ms", u.connect_timeout_ms),
             ("read_timeout_ms", u.read_timeout_ms),
@@ -161,12 +199,65 @@ fn resolve(file: file::File, env: &dyn Fn(&str) -> Option<String>) -> Result<Con
             host: url.host,
             port: url.port,
             authority: url.authority,
+            weight: u.weight,
+            ca_file: u.ca_file.clone(),
+            token,
             connect_timeout: Duration::from_millis(u.connect_timeout_ms),
             read_timeout: Duration::from_millis(u.read_timeout_ms),
             write_timeout: Duration::from_millis(u.write_timeout_ms),
             idle_timeout: Duration::from_millis(u.idle_timeout_ms),
         });
     }
+
+    let h = &file.health_check;
+    for (key, ms) in [
+        ("interval_ms", h.interval_ms),
+        ("timeout_ms", h.timeout_ms),
+        ("passive_ejection_ms", h.passive_ejection_ms),
+    ] {
+        if ms == 0 || ms > 3_600_000 {
+            return Err(format!(
+                "[health_check] {key}: must be between 1 and 3600000"
+            ));
+        }
+    }
+    for (key, n) in [
+        ("unhealthy_threshold", h.unhealthy_threshold),
+        ("healthy_threshold", h.healthy_threshold),
+    ] {
+        if n == 0 || n > 100 {
+            return Err(format!("[health_check] {key}: must be between 1 and 100"));
+        }
+    }
+    if !h.http_path.starts_with('/') || h.http_path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err(format!(
+            "[health_check] http_path: {:?} must be a path starting with /",
+            h.http_path
+        ));
+    }
+    if !(100..=599).contains(&h.http_status) {
+        return Err("[health_check] http_status: must be an HTTP status (100-599)".into());
+    }
+    let health = Health {
+        kind: h.kind,
+        interval: Duration::from_millis(h.interval_ms),
+        timeout: Duration::from_millis(h.timeout_ms),
+        unhealthy_threshold: h.unhealthy_threshold,
+        healthy_threshold: h.healthy_threshold,
+        http_path: h.http_path.clone(),
+        http_status: h.http_status,
+        passive_failures: h.passive_failures,
+        passive_ejection: Duration::from_millis(h.passive_ejection_ms),
+    };
+    let tls = match (&s.tls_cert, &s.tls_key) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => {
+            readable("[server] tls_cert", cert)?;
+            readable("[server] tls_key", key)?;
+            Some((cert.clone(), key.clone()))
+        }
+        _ => return Err("[server] tls_cert and tls_key: set both or neither".into()),
+    };
 
     let v = &file.validation;
     let policies = Policies {
@@ -209,9 +300,11 @@ fn resolve(file: file::File, env: &dyn Fn(&str) -> Option<String>) -> Result<Con
             upgrade_sock: s.upgrade_sock.clone(),
             keepalive_timeout_seconds: s.keepalive_timeout_seconds,
             client_read_timeout: Duration::from_millis(s.client_read_timeout_ms.max(1)),
+            tls,
         },
         admin_listen: socket_addr("[admin] listen", &file.admin.listen)?,
         upstreams,
+        health,
         validation: Validation {
             mode: v.mode,
             policies,
@@ -224,6 +317,12 @@ fn resolve(file: file::File, env: &dyn Fn(&str) -> Option<String>) -> Result<Con
         log_level: file.log.level.clone(),
         emulator,
     })
+}
+
+fn readable(key: &str, path: &str) -> Result<(), String> {
+    std::fs::File::open(path)
+        .map(drop)
+        .map_err(|e| format!("{key}: cannot read {path:?}: {e}"))
 }
 
 fn socket_addr(key: &str, value: &str) -> Result<SocketAddr, String> {

@@ -1,12 +1,18 @@
 //! The pingora glue: a `ProxyHttp` whose `request_filter` routes each request, reads and checks
 //! the body, calls the pure modules (validation, enrichment, Location rewriting), performs the
-//! upstream exchange and writes the answer; `logging` records metrics and the access log.
+//! upstream exchange ([`relay`]) and writes the answer; `logging` records metrics and the access
+//! log.
 //!
 //! Every request is answered from `request_filter` (it returns `Ok(true)`), so pingora's own
 //! upstream phases never run: see [`upstream`] for why the exchange is done here.
 
 pub mod access_log;
+pub mod balance;
 pub mod forward;
+pub mod health;
+pub mod health_check;
+pub mod pool;
+mod relay;
 pub mod respond;
 pub mod routes;
 pub mod upstream;
@@ -15,7 +21,6 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorType, Result};
-use pingora_http::ResponseHeader;
 use pingora_proxy::{ProxyHttp, Session};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,19 +29,22 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::{Config, Mode};
 use crate::enrich::{self, template::rfc3339_millis};
-use crate::location;
 use crate::mcapi::{self, Endpoint, EventType, Severity};
 use crate::metrics::{content_type_label, Metrics};
+use pool::{OwnerError, Pool};
+use relay::Target;
 use respond::ErrorReply;
 use routes::{Action, Route};
-use upstream::{FailureKind, Upstreams};
+use upstream::FailureKind;
 
 /// The gateway service.
 pub struct Gateway {
     config: Arc<Config>,
     metrics: Arc<Metrics>,
-    upstreams: Upstreams,
+    pool: Arc<Pool>,
     request_ids: RequestIds,
+    /// Whether the listener speaks TLS (for `X-Forwarded-Proto`).
+    tls: bool,
 }
 
 /// Per-request state, read by `logging`.
@@ -53,30 +61,21 @@ pub struct RequestCtx {
 }
 
 impl Gateway {
-    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>) -> Result<Gateway, String> {
-        let upstreams = Upstreams::new(&config.upstreams, 256)?;
-        for u in &config.upstreams {
-            metrics
-                .upstream_healthy
-                .with_label_values(&[&u.name])
-                .set(1);
-        }
-        Ok(Gateway {
+    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>, pool: Arc<Pool>) -> Gateway {
+        pool.publish_health(&metrics);
+        Gateway {
+            tls: config.server.tls.is_some(),
             config,
             metrics,
-            upstreams,
+            pool,
             request_ids: RequestIds::new(),
-        })
+        }
     }
 
     /// Routes the request and writes the whole answer.
     async fn handle(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
         let req = session.req_header();
-        let (route, action) = routes::dispatch(
-            &req.method,
-            req.uri.path(),
-            self.config.validation.sid_format,
-        );
+        let (route, action) = routes::dispatch(&req.method, req.uri.path());
         ctx.route = route;
         match action {
             Action::NotFound => self.error(session, ctx, 404, "no such route", &[]).await,
@@ -98,10 +97,28 @@ impl Gateway {
                 ctx.status = 204;
                 respond::preflight(session).await
             }
-            Action::ForwardBodiless => self.forward(session, ctx, Bytes::new(), false).await,
+            Action::ForwardBodiless => self.forward(session, ctx, Target::Balanced, None).await,
             Action::ForwardBody(endpoint) => {
                 self.forward_checked_body(session, ctx, endpoint).await
             }
+        }
+    }
+
+    /// Where an events request goes: its session's owner, with the upstream's own sid in the path.
+    fn events_target(&self, session: &Session) -> std::result::Result<Target, &'static str> {
+        let uri = &session.req_header().uri;
+        let outward = routes::sid_of(uri.path()).ok_or("no such route")?;
+        match self.pool.owner(outward, self.config.validation.sid_format) {
+            Ok((index, sid)) => {
+                let mut path = format!("/api/v1/sessions/{sid}/events");
+                if let Some(q) = uri.query() {
+                    path.push('?');
+                    path.push_str(q);
+                }
+                Ok(Target::Owner { index, path })
+            }
+            Err(OwnerError::Malformed) => Err("malformed session id"),
+            Err(OwnerError::UnknownToken) => Err("unknown session"),
         }
     }
 
@@ -112,6 +129,14 @@ impl Gateway {
         endpoint: Endpoint,
     ) -> Result<()> {
         let cfg = &self.config;
+        let target = if endpoint == Endpoint::Events {
+            match self.events_target(session) {
+                Ok(t) => t,
+                Err(message) => return self.error(session, ctx, 404, message, &[]).await,
+            }
+        } else {
+            Target::Balanced
+        };
         let content_type = session
             .req_header()
             .headers
@@ -156,34 +181,32 @@ impl Gateway {
                     .join(", ")
             );
         }
-        let body = match &checked.document {
+        let enriched = match &checked.document {
             Some(doc) if cfg.enrich.has_body_rules() => {
-                let enriched = {
-                    let headers = &session.req_header().headers;
-                    let ectx = self.enrich_context(session, ctx, headers, now_ms);
-                    cfg.enrich.enrich_body(checked.text, doc, &ectx)
-                };
-                match enriched {
-                    Some(new) => {
-                        self.metrics
-                            .body_rewrites
-                            .with_label_values(&[ctx.route.template()])
-                            .inc();
-                        Bytes::from(new)
-                    }
-                    None => body.clone(),
-                }
+                let headers = &session.req_header().headers;
+                let ectx = self.enrich_context(session, ctx, headers, now_ms);
+                cfg.enrich.enrich_body(checked.text, doc, &ectx)
             }
-            _ => body.clone(),
+            _ => None,
         };
         if let Some(doc) = &checked.document {
             self.count_events(doc);
         }
         drop(checked);
-        self.forward(session, ctx, body, true).await
+        let body = match enriched {
+            Some(new) => {
+                self.metrics
+                    .body_rewrites
+                    .with_label_values(&[ctx.route.template()])
+                    .inc();
+                Bytes::from(new)
+            }
+            None => body,
+        };
+        self.forward(session, ctx, target, Some(body)).await
     }
 
-    /// Reads the whole request body, answering 413 above the limit and 400 when it cannot be
+    /// Reads the whole request body, answering 413 above the limit and 400/408 when it cannot be
     /// read. `None` means an answer was written.
     async fn read_body(
         &self,
@@ -216,12 +239,11 @@ impl Gateway {
         }
         let mut buf = BytesMut::with_capacity(declared.map_or(4096, |l| l as usize));
         loop {
-            let chunk = match tokio::time::timeout(
+            let read = tokio::time::timeout(
                 self.config.server.client_read_timeout,
                 session.read_request_body(),
-            )
-            .await
-            {
+            );
+            let chunk = match read.await {
                 Ok(Ok(Some(chunk))) => chunk,
                 Ok(Ok(None)) => break,
                 Ok(Err(e)) => {
@@ -246,145 +268,6 @@ impl Gateway {
             buf.extend_from_slice(&chunk);
         }
         Ok(Some(buf.freeze()))
-    }
-
-    /// Sends the request upstream and relays the answer.
-    async fn forward(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-        body: Bytes,
-        has_body: bool,
-    ) -> Result<()> {
-        let index = 0;
-        let upstream = &self.upstreams.list[index];
-        ctx.upstream = Some(index);
-        let req = session.req_header();
-        let method = req.method.clone();
-        let is_head = method == http::Method::HEAD;
-        let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
-        let now_ms = unix_ms(SystemTime::now());
-        let set = {
-            let ectx = self.enrich_context(session, ctx, &req.headers, now_ms);
-            self.config
-                .enrich
-                .upstream_headers(&ectx, peer_ip(session), false)
-        };
-        let head = forward::request_head(
-            method.as_str(),
-            path,
-            &upstream.settings.authority,
-            &req.headers,
-            &set,
-            has_body.then_some(body.len()),
-        );
-        let started = Instant::now();
-        let mut answer = match self.upstreams.send(index, &head, &body).await {
-            Ok(answer) => answer,
-            Err(failure) => return self.upstream_failed(session, ctx, failure).await,
-        };
-        let Some(upstream_header) = answer.session.resp_header() else {
-            let failure = upstream::Failure {
-                kind: FailureKind::Protocol,
-                error: Error::explain(ErrorType::H1Error, "no response header"),
-            };
-            return self.upstream_failed(session, ctx, failure).await;
-        };
-        let mut header = Box::new(upstream_header.clone());
-        forward::strip_downstream_hop_by_hop(&mut header);
-        respond::add_cors(&mut header)?;
-        self.rewrite_location(session, &mut header, index)?;
-        ctx.status = header.status.as_u16();
-        let bodiless = is_head
-            || matches!(ctx.status, 204 | 304)
-            || header
-                .headers
-                .get("content-length")
-                .is_some_and(|v| v.as_bytes() == b"0");
-        session.write_response_header(header, bodiless).await?;
-        if !is_head {
-            loop {
-                match answer.body_chunk().await {
-                    Ok(Some(chunk)) => session.write_response_body(Some(chunk), false).await?,
-                    Ok(None) => break,
-                    Err(failure) => {
-                        // The header is already out: all we can do is cut the connection.
-                        self.count_upstream_failure(ctx, &failure);
-                        session.as_downstream_mut().set_keepalive(None);
-                        return Err(failure.error);
-                    }
-                }
-            }
-            if !bodiless {
-                session.write_response_body(None, true).await?;
-            }
-            ctx.upstream_time = Some(started.elapsed());
-            answer.release().await;
-        } else {
-            ctx.upstream_time = Some(started.elapsed());
-        }
-        Ok(())
-    }
-
-    fn rewrite_location(
-        &self,
-        session: &Session,
-        header: &mut ResponseHeader,
-        index: usize,
-    ) -> Result<()> {
-        let Some(value) = header.headers.get("location").and_then(|v| v.to_str().ok()) else {
-            return Ok(());
-        };
-        let host = session
-            .req_header()
-            .headers
-            .get("host")
-            .and_then(|v| v.to_str().ok());
-        let authority = &self.upstreams.list[index].settings.authority;
-        let out = self.config.location.rewrite(value, authority, host);
-        self.metrics
-            .location_rewrites
-            .with_label_values(&[out.outcome.as_str()])
-            .inc();
-        if out.outcome == location::Outcome::Rewritten {
-            header.insert_header("location", out.value)?;
-        }
-        Ok(())
-    }
-
-    async fn upstream_failed(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-        failure: upstream::Failure,
-    ) -> Result<()> {
-        self.count_upstream_failure(ctx, &failure);
-        let name = ctx
-            .upstream
-            .map_or("", |i| self.upstreams.list[i].settings.name.as_str());
-        log::warn!(
-            "request {}: upstream {name} failed ({}): {}",
-            ctx.request_id,
-            failure.kind.as_str(),
-            failure.error
-        );
-        let message = match failure.kind {
-            FailureKind::Timeout => "the upstream did not answer in time",
-            _ => "the upstream could not be reached",
-        };
-        self.error(session, ctx, failure.kind.status(), message, &[])
-            .await
-    }
-
-    fn count_upstream_failure(&self, ctx: &mut RequestCtx, failure: &upstream::Failure) {
-        ctx.failure = Some(failure.kind);
-        if let Some(i) = ctx.upstream {
-            let name = &self.upstreams.list[i].settings.name;
-            self.metrics
-                .upstream_errors
-                .with_label_values(&[name, failure.kind.as_str()])
-                .inc();
-        }
     }
 
     async fn error(
@@ -497,9 +380,12 @@ impl ProxyHttp for Gateway {
             Some(id) => id.to_owned(),
             None => self.request_ids.next(),
         };
-        session
-            .as_downstream_mut()
-            .set_keepalive(Some(self.config.server.keepalive_timeout_seconds));
+        let keepalive = if session.is_process_shutting_down() {
+            None
+        } else {
+            Some(self.config.server.keepalive_timeout_seconds)
+        };
+        session.as_downstream_mut().set_keepalive(keepalive);
         self.handle(session, ctx).await?;
         Ok(true)
     }
@@ -543,9 +429,7 @@ impl ProxyHttp for Gateway {
                 .with_label_values(&[route])
                 .observe(ctx.body_bytes as f64);
         }
-        let upstream = ctx
-            .upstream
-            .map(|i| self.upstreams.list[i].settings.name.as_str());
+        let upstream = ctx.upstream.map(|i| self.pool.name(i));
         if let (Some(name), Some(t)) = (upstream, ctx.upstream_time) {
             self.metrics
                 .upstream_duration

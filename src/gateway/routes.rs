@@ -72,8 +72,9 @@ pub enum Action {
     MalformedSid,
 }
 
-/// Routes a request. `sid_format` decides what a well-formed sid is.
-pub fn dispatch(method: &Method, path: &str, sid_format: SidFormat) -> (Route, Action) {
+/// Routes a request. The sid of an events path is checked here only for its characters
+/// (`[A-Za-z0-9._~-]`, at most 300); its format is checked once the owning upstream is known.
+pub fn dispatch(method: &Method, path: &str) -> (Route, Action) {
     let route = match path.strip_prefix("/api/v1/") {
         Some("sessions") => Route::Sessions,
         Some("downloaded") => Route::Downloaded,
@@ -82,7 +83,7 @@ pub fn dispatch(method: &Method, path: &str, sid_format: SidFormat) -> (Route, A
                 .strip_prefix("sessions/")
                 .and_then(|r| r.strip_suffix("/events"))
             {
-                if !is_well_formed_sid(sid, sid_format) {
+                if !is_outward_sid(sid) {
                     return (Route::Events, Action::MalformedSid);
                 }
                 Route::Events
@@ -130,6 +131,14 @@ pub fn is_well_formed_sid(sid: &str, format: SidFormat) -> bool {
     }
 }
 
+/// The sid segment as clients send it: the upstream's sid, possibly with an affinity token.
+fn is_outward_sid(sid: &str) -> bool {
+    (1..=300).contains(&sid.len())
+        && sid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-'))
+}
+
 fn is_event_type_segment(s: &str) -> bool {
     (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric())
 }
@@ -172,7 +181,6 @@ mod tests {
 
     #[test]
     fn routes_and_methods() {
-        let s = SidFormat::Strict;
         let events = format!("/api/v1/sessions/{SID}/events");
         let no_events = format!("/api/v1/sessions/{SID}");
         let cases: Vec<(Method, &str, Route, Action)> = vec![
@@ -240,7 +248,7 @@ mod tests {
             (Method::GET, "/", Route::Unknown, Action::NotFound),
             (
                 Method::POST,
-                "/api/v1/sessions/abc/events",
+                "/api/v1/sessions/a%2Fb/events",
                 Route::Events,
                 Action::MalformedSid,
             ),
@@ -253,11 +261,7 @@ mod tests {
             ),
         ];
         for (method, path, route, action) in cases {
-            assert_eq!(
-                dispatch(&method, path, s),
-                (route, action),
-                "{method} {path}"
-            );
+            assert_eq!(dispatch(&method, path), (route, action), "{method} {path}");
         }
     }
 

@@ -76,6 +76,9 @@ impl FailureKind {
 pub struct Failure {
     pub kind: FailureKind,
     pub error: Box<Error>,
+    /// True when not a byte of the request was sent (no connection could be made): the request
+    /// may safely go to another upstream.
+    pub before_send: bool,
 }
 
 impl Failure {
@@ -83,19 +86,36 @@ impl Failure {
         Failure {
             kind: FailureKind::of(&error),
             error,
+            before_send: false,
         }
+    }
+
+    fn connecting(error: Box<Error>) -> Failure {
+        Failure {
+            before_send: true,
+            ..Failure::new(error)
+        }
+    }
+
+    pub fn internal(kind: FailureKind, what: &'static str) -> Failure {
+        Failure::new(Error::explain(ErrorType::H1Error, what)).with_kind(kind)
+    }
+
+    fn with_kind(mut self, kind: FailureKind) -> Failure {
+        self.kind = kind;
+        self
     }
 }
 
-/// One configured upstream, resolved.
+/// One configured upstream, resolved, with its connection pool.
 pub struct Upstream {
     pub settings: config::Upstream,
     peer: HttpPeer,
+    connector: TransportConnector,
 }
 
-/// The upstreams and their shared connection pool.
+/// The upstreams.
 pub struct Upstreams {
-    connector: TransportConnector,
     pub list: Vec<Upstream>,
 }
 
@@ -112,16 +132,15 @@ impl Upstreams {
             o.read_timeout = Some(s.read_timeout);
             o.write_timeout = Some(s.write_timeout);
             o.idle_timeout = Some(s.idle_timeout);
+            let mut options = pingora_core::connectors::ConnectorOptions::new(pool_size);
+            options.ca_file = s.ca_file.clone();
             list.push(Upstream {
                 settings: s.clone(),
                 peer,
+                connector: TransportConnector::new(Some(options)),
             });
         }
-        let options = pingora_core::connectors::ConnectorOptions::new(pool_size);
-        Ok(Upstreams {
-            connector: TransportConnector::new(Some(options)),
-            list,
-        })
+        Ok(Upstreams { list })
     }
 
     /// Sends `head` (a serialized request header) and `body` to upstream `index` in one write
@@ -139,34 +158,26 @@ impl Upstreams {
         body: &[u8],
     ) -> Result<Answer<'_>, Failure> {
         let upstream = &self.list[index];
-        let (stream, reused) = self
+        let (stream, reused) = upstream
             .connector
             .get_stream(&upstream.peer)
             .await
-            .map_err(Failure::new)?;
+            .map_err(Failure::connecting)?;
         match self.exchange(upstream, stream, head, body).await {
-            Ok(session) => Ok(Answer {
-                upstreams: self,
-                upstream,
-                session,
-            }),
+            Ok(session) => Ok(Answer { upstream, session }),
             Err((failure, false)) if reused && failure.kind == FailureKind::Reset => {
                 log::debug!(
                     "upstream {}: pooled connection was closed, retrying on a new one",
                     upstream.settings.name
                 );
-                let stream = self
+                let stream = upstream
                     .connector
                     .new_stream(&upstream.peer)
                     .await
                     .map_err(Failure::new)?;
                 self.exchange(upstream, stream, head, body)
                     .await
-                    .map(|session| Answer {
-                        upstreams: self,
-                        upstream,
-                        session,
-                    })
+                    .map(|session| Answer { upstream, session })
                     .map_err(|(f, _)| f)
             }
             Err((failure, _)) => Err(failure),
@@ -239,7 +250,6 @@ impl Upstreams {
 /// An upstream answer whose header has been read; the body is read with [`Answer::body_chunk`]
 /// and the connection goes back to the pool with [`Answer::release`].
 pub struct Answer<'a> {
-    upstreams: &'a Upstreams,
     upstream: &'a Upstream,
     pub session: HttpSession,
 }
@@ -253,11 +263,58 @@ impl Answer<'_> {
     pub async fn release(mut self) {
         self.session.respect_keepalive();
         if let Some(stream) = self.session.reuse().await {
-            self.upstreams.connector.release_stream(
+            self.upstream.connector.release_stream(
                 stream,
                 self.upstream.peer.reuse_hash(),
                 Some(self.upstream.settings.idle_timeout),
             );
+        }
+    }
+}
+
+/// How an active probe checks an upstream.
+pub enum Probe<'a> {
+    /// A TCP connect (TLS handshake included for https upstreams).
+    Connect,
+    /// `GET path`, expecting `status`.
+    Http { path: &'a str, status: u16 },
+}
+
+impl Upstream {
+    /// One active health probe on a new connection, bounded by `timeout`.
+    pub async fn probe(
+        &self,
+        probe: &Probe<'_>,
+        timeout: std::time::Duration,
+    ) -> Result<(), String> {
+        let attempt = async {
+            let mut stream = self
+                .connector
+                .new_stream(&self.peer)
+                .await
+                .map_err(|e| e.to_string())?;
+            let Probe::Http { path, status } = probe else {
+                return Ok(());
+            };
+            let head = format!(
+                "GET {path} HTTP/1.1\r\nhost: {}\r\nuser-agent: mediagate-health-check\r\nconnection: close\r\n\r\n",
+                self.settings.authority
+            );
+            stream
+                .write_all(head.as_bytes())
+                .await
+                .map_err(|e| e.to_string())?;
+            stream.flush().await.map_err(|e| e.to_string())?;
+            let mut session = HttpSession::new_with_options(stream, &self.peer);
+            session.read_response().await.map_err(|e| e.to_string())?;
+            match session.get_status().map(|s| s.as_u16()) {
+                Some(got) if got == *status => Ok(()),
+                got => Err(format!("answered {got:?}, expected {status}")),
+            }
+        };
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(format!("no answer within {timeout:?}")),
         }
     }
 }

@@ -258,7 +258,7 @@ impl ValueType {
     }
 }
 
-/// Human names for README tables: `number >= 0`, `string ("player"|"external")`, ...
+/// Human names for README tables: `number >= 0`, `string (player|external)`, ...
 impl fmt::Display for ValueType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
@@ -766,15 +766,14 @@ pub fn check_param_value(
     first.map_or(Ok(()), Err)
 }
 
-/// Checks the members of `object` against `table`: each known member's value,
-/// duplicates, missing required members; an unknown key is reported with `unknown`.
-/// Returns the seen-set of table positions.
+/// Checks the members of `object` against `table`: each known member's value, duplicates,
+/// missing required members; an unknown key is reported as `unknown` (rule, detail).
 pub fn check_members(
     object: &Object<'_>,
     table: &Table,
     unknown: (Rule, &str),
     report: &mut Report<'_>,
-) -> u64 {
+) {
     let mut seen = 0u64;
     let mut others = KeySet::default();
     for m in &object.members {
@@ -804,7 +803,6 @@ pub fn check_members(
             );
         }
     }
-    seen
 }
 
 /// The detail of a `duplicate_key` violation.

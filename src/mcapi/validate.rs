@@ -16,9 +16,10 @@
 //!   `/downloaded`), the only violation is `body_kind`: the rules of the endpoint cannot apply to
 //!   the wrong kind, but the [`Document`] is still built for report mode.
 //!
-//! Cost: the body is parsed once by serde_json into borrowed raw values; objects are split into
-//! members; known keys are found in sorted static tables and tracked in bitmasks; paths and
-//! details are only built when a violation is recorded.
+//! Cost: serde_json checks the grammar once and objects are split into borrowed members
+//! (`json.rs`); known keys are found in the static tables of `rules.rs` and tracked in bitmasks;
+//! nothing is allocated per parameter; paths and details are only built when a violation is
+//! recorded.
 
 use super::json::{self, Kind, Object};
 use super::rules::{self, EventSpec, KeySet, Rule, ValueType, DUPLICATE};
@@ -888,8 +889,18 @@ mod tests {
 
     const PING: &str = r#"{"playerTime":{"playhead":10,"ts":1768507230254},"eventType":"ping"}"#;
 
+    /// A fixture by name, from either table.
+    fn bytes(name: &str) -> &'static [u8] {
+        let mut all = VALID.iter().chain(INVALID.iter().map(|f| &f.0));
+        all.find(|f| f.0 == name).map(|f| f.1).expect(name)
+    }
+
+    fn text(name: &str) -> String {
+        String::from_utf8(bytes(name).to_vec()).unwrap()
+    }
+
     fn session_start() -> String {
-        String::from_utf8(VALID[2].1.to_vec()).unwrap()
+        text("vod/01-sessions-sessionStart.json")
     }
 
     #[test]
@@ -994,22 +1005,22 @@ mod tests {
 
     #[test]
     fn violations_carry_the_event_type() {
-        let c = run(Endpoint::Events, INVALID[20].0 .1);
+        let c = run(Endpoint::Events, bytes("invalid/x21-events.json"));
         assert_eq!(c.violations[0].event_type, Some(EventType::AdStart));
         let c = run(Endpoint::Events, br#"{"eventType":"pause"}"#);
         assert!(c.violations.iter().all(|v| v.event_type.is_none()));
-        let c = run(Endpoint::Downloaded, INVALID[29].0 .1);
+        let c = run(Endpoint::Downloaded, bytes("invalid/x37-downloaded.json"));
         assert_eq!(c.violations[0].event_type, Some(EventType::Play));
     }
 
     #[test]
     fn unknown_params_follow_the_policy() {
-        let body = std::str::from_utf8(INVALID[10].0 .1).unwrap();
+        let body = text("invalid/x11-sessions.json");
         let allow = Policies {
             unknown_params: UnknownParams::Allow,
             ..Policies::default()
         };
-        let got = with(allow.clone(), Endpoint::Sessions, body);
+        let got = with(allow.clone(), Endpoint::Sessions, &body);
         assert_eq!(
             got,
             [(
@@ -1146,7 +1157,7 @@ mod tests {
 
     #[test]
     fn pod_friendly_name_on_ad_start_is_a_warning() {
-        let body = std::str::from_utf8(VALID[4].1).unwrap().replace(
+        let body = text("vod/03-events-adStart.json").replace(
             "\"media.ad.id\"",
             "\"media.ad.podFriendlyName\": \"preroll\", \"media.ad.id\"",
         );
@@ -1368,7 +1379,7 @@ mod tests {
         let c = run(Endpoint::Downloaded, PING.as_bytes());
         assert_eq!(c.violations[0].rule, Rule::BodyKind);
         assert!(matches!(c.document, Some(Document::Single(_))));
-        let c = run(Endpoint::Events, INVALID[28].0 .1);
+        let c = run(Endpoint::Events, bytes("invalid/x36-events.json"));
         assert!(matches!(&c.document, Some(Document::Batch(v)) if v.len() == 2));
         for body in ["42", "\"x\"", "null", "true"] {
             for endpoint in [Endpoint::Sessions, Endpoint::Events, Endpoint::Downloaded] {
@@ -1407,7 +1418,7 @@ mod tests {
             Some("pod-ep-118")
         );
         // Without the flag it is valid on /downloaded only.
-        let no_flag = INVALID[30].0 .1;
+        let no_flag = bytes("invalid/x38-sessions.json");
         assert!(run(Endpoint::Downloaded, no_flag).violations.is_empty());
         let flag_false = std::str::from_utf8(batch)
             .unwrap()
@@ -1511,7 +1522,7 @@ mod tests {
                 ),
             ]
         );
-        let live = std::str::from_utf8(VALID[35].1).unwrap();
+        let live = text("live/01-sessions-sessionStart.json");
         let ids = live.replace(
             r#""crmId": {"id": "cust-4411", "authState": 1}"#,
             r#""crmId": {"id": 4411, "authState": 3, "x": 1}, "b": "c", "d": {}"#,
@@ -1549,6 +1560,15 @@ mod tests {
         );
         let escaped = with_type("\"p\\u0069ng\"");
         assert_eq!(errors(Endpoint::Events, &escaped), []);
+    }
+
+    #[test]
+    fn envelope_slots_match_the_rule_table() {
+        let mut env = Envelope::default();
+        for member in rules::ENVELOPE_MEMBERS {
+            assert!(env.slot(member).is_some(), "{member}");
+        }
+        assert!(env.slot("sessionId").is_none());
     }
 
     #[test]
@@ -1618,9 +1638,17 @@ mod tests {
             }
             println!("{name}: {:.0} ns", t.elapsed().as_nanos() as f64 / n as f64);
         };
-        time("session-start.json", Endpoint::Sessions, VALID[0].1);
-        time("ping.json", Endpoint::Events, VALID[1].1);
-        time("vod sessionStart", Endpoint::Sessions, VALID[2].1);
+        time(
+            "session-start.json",
+            Endpoint::Sessions,
+            bytes("session-start.json"),
+        );
+        time("ping.json", Endpoint::Events, bytes("ping.json"));
+        time(
+            "vod sessionStart",
+            Endpoint::Sessions,
+            bytes("vod/01-sessions-sessionStart.json"),
+        );
         time(
             "downloaded batch",
             Endpoint::Downloaded,

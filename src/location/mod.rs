@@ -8,6 +8,10 @@
 //!   relative form (an internal host must never leak to clients);
 //! - with absolute Locations switched on, both become `public_url` + path;
 //! - any other authority is foreign and left untouched (never an open redirect).
+//!
+//! With several upstreams, [`affinity`] then writes the owning upstream into the sid.
+
+pub mod affinity;
 
 /// What happened to one `Location` value; the label of `mediagate_location_rewrites_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,254 @@
+#!/usr/bin/env python3
+"""Turns the raw outputs of bench/run.sh (in its scratch directory) into the markdown report.
+
+Usage: report.py SCRATCH_DIR > report.md
+
+Reads meta.tsv, cells.tsv, idle.tsv and syscalls.tsv (formats: see run.sh, which writes them).
+"""
+import os
+import sys
+
+NAMES = {
+    "upstream": "upstream (direct)",
+    "nginx": "nginx proxy",
+    "nginx-lua": "nginx + Lua",
+    "mediagate": "mediagate",
+}
+ORDER = ["upstream", "nginx", "nginx-lua", "mediagate"]
+BODY_ORDER = ["sessionStart", "ping"]
+
+# Issue 5's goal, at 50 connections, against nginx as a plain proxy.
+GOAL_CPU = 0.8
+GOAL_RPS = 1.0
+GOAL_P99 = 1.0
+GOAL_IDLE_KB = 2.5
+
+
+def rows(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [line.rstrip("\n").split("\t") for line in f if line.strip()]
+
+
+def order_key(target):
+    return ORDER.index(target) if target in ORDER else len(ORDER)
+
+
+def body_key(body):
+    return BODY_ORDER.index(body) if body in BODY_ORDER else len(BODY_ORDER)
+
+
+def ratio(a, b):
+    return a / b if b else float("nan")
+
+
+def main():
+    scratch = sys.argv[1]
+    meta = dict((r[0], r[1]) for r in rows(os.path.join(scratch, "meta.tsv")))
+    out = []
+    w = out.append
+
+    w("# mediagate load benchmark (issue 5)")
+    w("")
+    w(f"Run {meta.get('date', '?')} by `make bench` (bench/run.sh).")
+    w("")
+    w("| machine | |")
+    w("| --- | --- |")
+    for key, label in [
+        ("nproc", "cores (nproc)"),
+        ("cpu", "CPU"),
+        ("memory", "memory"),
+        ("kernel", "kernel"),
+        ("loadavg", "load average at start"),
+        ("nginx", "nginx"),
+        ("lua", "Lua"),
+        ("wrk", "wrk"),
+        ("mediagate", "mediagate (git)"),
+    ]:
+        w(f"| {label} | {meta.get(key, '?')} |")
+    w("")
+    w(
+        f"Set-up: loopback only; `wrk -t1 --latency`, {meta.get('warmup', '?')} s warm-up then "
+        f"{meta.get('duration', '?')} s measured per cell; every proxy is a fresh process for each "
+        "cell; no CPU pinning (wrk, the proxy and the upstream share the cores). Upstream: nginx, "
+        "2 workers, `return 201/204`, no access log. nginx proxies: 1 worker, keepalive 64 to the "
+        "upstream, access log to a file. mediagate: bench/mediagate.toml (shipped defaults, 2 "
+        "threads, validation enforce, one enrichment param, access log to a file, metrics on). "
+        "Bodies: tests/fixtures/session-start.json (624 B) to /api/v1/sessions, "
+        "tests/fixtures/ping.json (70 B) to /api/v1/sessions/{sid}/events. "
+        f"ulimit -n {meta.get('ulimit', '?')}."
+    )
+    w("")
+
+    cells = {}
+    for r in rows(os.path.join(scratch, "cells.tsv")):
+        (target, body, conns, requests, duration_us, p50, p99, ticks, up_ticks, clk, hwm,
+         wrk_s, e_conn, e_read, e_status, e_timeout) = r
+        requests = int(requests)
+        secs = int(duration_us) / 1e6
+        clk = int(clk)
+        cells[(target, body, int(conns))] = {
+            "rps": requests / secs,
+            "p50": int(p50) / 1000.0,
+            "p99": int(p99) / 1000.0,
+            "cpu_us": int(ticks) * 1e6 / clk / requests,
+            "cpu_pct": int(ticks) / clk / secs * 100,
+            "up_us": int(up_ticks) * 1e6 / clk / requests,
+            "up_pct": int(up_ticks) / clk / secs * 100,
+            "hwm_mb": int(hwm) / 1024.0,
+            "wrk_pct": float(wrk_s) / secs * 100,
+            "errors": int(e_conn) + int(e_read) + int(e_status) + int(e_timeout),
+            "status_errors": int(e_status),
+            "requests": requests,
+        }
+
+    if cells:
+        w("## Results")
+        w("")
+        w(
+            "CPU-µs/req: user+system CPU of the proxy's processes (nginx: its worker; mediagate: "
+            "the process, all threads) during the measured run, from /proc/PID/stat, divided by "
+            "the requests wrk completed. CPU %: of one core. Peak RSS: VmHWM of the same processes "
+            "(nginx: the worker only, the master adds a constant ~1–4 MB). For the upstream row "
+            "the measured processes are the upstream's two workers. Upstream: the upstream's CPU "
+            "per request and load (of one core, it has two workers) in the same run. errors: "
+            "wrk's connect/read/timeout errors and non-2xx answers."
+        )
+        w("")
+        w("| target | body | conns | req/s | p50 ms | p99 ms | CPU-µs/req | CPU % | peak RSS MB "
+          "| upstream CPU-µs/req (CPU %) | wrk CPU % | errors |")
+        w("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for (target, body, conns) in sorted(
+                cells, key=lambda k: (body_key(k[1]), k[2], order_key(k[0]))):
+            c = cells[(target, body, conns)]
+            up = "(same)" if target == "upstream" else f"{c['up_us']:.1f} ({c['up_pct']:.0f})"
+            w(
+                f"| {NAMES.get(target, target)} | {body} | {conns} | {c['rps']:,.0f} | "
+                f"{c['p50']:.2f} | {c['p99']:.2f} | {c['cpu_us']:.1f} | {c['cpu_pct']:.0f} | "
+                f"{c['hwm_mb']:.1f} | {up} | {c['wrk_pct']:.0f} | {c['errors']} |"
+            )
+        w("")
+
+        w("## Ratios against nginx as a plain proxy")
+        w("")
+        w("Each value is target ÷ nginx proxy in the same run, same body, same connections. "
+          "CPU/req and p99: lower is better; req/s: higher is better.")
+        w("")
+        w("| body | conns | target | CPU/req | req/s | p99 |")
+        w("| --- | ---: | --- | ---: | ---: | ---: |")
+        for (target, body, conns) in sorted(
+                cells, key=lambda k: (body_key(k[1]), k[2], order_key(k[0]))):
+            if target == "nginx" or ("nginx", body, conns) not in cells:
+                continue
+            c = cells[(target, body, conns)]
+            n = cells[("nginx", body, conns)]
+            w(
+                f"| {body} | {conns} | {NAMES.get(target, target)} | "
+                f"{ratio(c['cpu_us'], n['cpu_us']):.2f}× | {ratio(c['rps'], n['rps']):.2f}× | "
+                f"{ratio(c['p99'], n['p99']):.2f}× |"
+            )
+        w("")
+        if any(k[0] == "mediagate" and k[0] != "nginx-lua" for k in cells) and any(
+                k[0] == "nginx-lua" for k in cells):
+            w("mediagate ÷ nginx + Lua (the peer doing the same job):")
+            w("")
+            w("| body | conns | CPU/req | req/s | p99 |")
+            w("| --- | ---: | ---: | ---: | ---: |")
+            for (target, body, conns) in sorted(cells, key=lambda k: (body_key(k[1]), k[2])):
+                if target != "mediagate" or ("nginx-lua", body, conns) not in cells:
+                    continue
+                c = cells[(target, body, conns)]
+                n = cells[("nginx-lua", body, conns)]
+                w(
+                    f"| {body} | {conns} | {ratio(c['cpu_us'], n['cpu_us']):.2f}× | "
+                    f"{ratio(c['rps'], n['rps']):.2f}× | {ratio(c['p99'], n['p99']):.2f}× |"
+                )
+            w("")
+
+    idle = rows(os.path.join(scratch, "idle.tsv"))
+    idle_kb = {}
+    if idle:
+        w("## Idle keep-alive client connections")
+        w("")
+        w(
+            "N client connections that each sent one ping and got its 204, then stay open and "
+            "idle; growth of the proxy's VmRSS (nginx: the worker) over a fresh process that "
+            "answered the check requests, divided by N. Kernel socket memory is not included."
+        )
+        w("")
+        w("| target | connections | RSS before MB | RSS with them MB | KB per connection | vs nginx |")
+        w("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for target, n, before, after, _secs in idle:
+            idle_kb[target] = (int(after) - int(before)) / int(n)
+        for target, n, before, after, _secs in sorted(idle, key=lambda r: order_key(r[0])):
+            vs = (f"{ratio(idle_kb[target], idle_kb['nginx']):.2f}×"
+                  if "nginx" in idle_kb and idle_kb["nginx"] > 0 else "")
+            w(
+                f"| {NAMES.get(target, target)} | {int(n):,} | {int(before) / 1024:.1f} | "
+                f"{int(after) / 1024:.1f} | {idle_kb[target]:.2f} | {vs} |"
+            )
+        w("")
+
+    if any(k[0] == "mediagate" and k[2] == 50 for k in cells) or "mediagate" in idle_kb:
+        w("## Issue 5's goal (mediagate against nginx proxy, 50 connections)")
+        w("")
+        w("| check | goal | measured | |")
+        w("| --- | --- | ---: | --- |")
+        for body in sorted({k[1] for k in cells}, key=body_key):
+            m = cells.get(("mediagate", body, 50))
+            n = cells.get(("nginx", body, 50))
+            if not m or not n:
+                continue
+            for label, goal, value, ok in [
+                ("CPU per request", f"≤ {GOAL_CPU}×", ratio(m["cpu_us"], n["cpu_us"]),
+                 lambda v: v <= GOAL_CPU),
+                ("requests/s", f"≥ {GOAL_RPS}×", ratio(m["rps"], n["rps"]),
+                 lambda v: v >= GOAL_RPS),
+                ("p99 latency", f"≤ {GOAL_P99}×", ratio(m["p99"], n["p99"]),
+                 lambda v: v <= GOAL_P99),
+            ]:
+                w(f"| {body}: {label} | {goal} | {value:.2f}× | {'met' if ok(value) else 'not met'} |")
+        if "mediagate" in idle_kb:
+            v = idle_kb["mediagate"]
+            w(f"| idle keep-alive connection | ≤ {GOAL_IDLE_KB} KB | {v:.2f} KB | "
+              f"{'met' if v <= GOAL_IDLE_KB else 'not met'} |")
+        w("")
+
+    sys_rows = rows(os.path.join(scratch, "syscalls.tsv"))
+    if sys_rows:
+        w("## Syscalls per request (perf stat, 50 connections)")
+        w("")
+        w(
+            "`perf stat -e 'syscalls:sys_enter_*' -p PIDS` on the proxy's processes (nginx: the "
+            "worker) during a separate run (perf slows it: only counts are used), divided by the "
+            "requests wrk completed in it. Calls under 0.01 per request in every column are left out."
+        )
+        w("")
+        data = {}
+        requests = {}
+        for target, body, n, name, count in sys_rows:
+            requests[(target, body)] = int(n)
+            data.setdefault(body, {}).setdefault(name, {})[target] = int(count) / max(1, int(n))
+        for body in sorted(data, key=body_key):
+            targets = sorted({t for (t, b) in requests if b == body}, key=order_key)
+            w(f"**{body}**")
+            w("")
+            w("| syscall | " + " | ".join(NAMES.get(t, t) for t in targets) + " |")
+            w("| --- | " + " | ".join("---:" for _ in targets) + " |")
+            names = sorted(data[body], key=lambda s: -max(data[body][s].values()))
+            for name in names:
+                vals = [data[body][name].get(t, 0.0) for t in targets]
+                if max(vals) < 0.01:
+                    continue
+                w(f"| {name} | " + " | ".join(f"{v:.2f}" for v in vals) + " |")
+            totals = [sum(data[body][s].get(t, 0.0) for s in data[body]) for t in targets]
+            w("| **total** | " + " | ".join(f"**{v:.2f}**" for v in totals) + " |")
+            w("| requests counted | " + " | ".join(f"{requests[(t, body)]:,}" for t in targets) + " |")
+            w("")
+
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
