@@ -2,6 +2,7 @@
 //!
 //! mediagate owns its CLI: pingora's own flags are not exposed, and its `Opt` is built here.
 
+mod reload;
 mod run;
 mod validate;
 
@@ -10,6 +11,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::config;
+use crate::emulator::EmulatorSettings;
+use std::time::Duration;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -34,6 +37,12 @@ pub enum Command {
         #[arg(long)]
         upgrade: bool,
     },
+    /// Apply a new configuration without dropping connections: check it, start a new process
+    /// with --upgrade, then hand the sockets over from the running one (read from pid_file).
+    Reload {
+        #[arg(short, long, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
     /// Validate a configuration file without touching the network; exit 0 when it is valid.
     Check {
         #[arg(short, long, default_value = config::DEFAULT_PATH)]
@@ -57,6 +66,15 @@ pub enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8081")]
         listen: String,
+        /// Sessions with no event for this long answer 410.
+        #[arg(long, default_value_t = 600)]
+        idle_timeout_seconds: u64,
+        /// Wait this long before answering each API request (for timeout tests).
+        #[arg(long, default_value_t = 0)]
+        response_delay_ms: u64,
+        /// Answer with an absolute Location on this prefix (for Location tests).
+        #[arg(long)]
+        location_prefix: Option<String>,
     },
 }
 
@@ -65,12 +83,24 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Run { config, upgrade } => run::run(&config, upgrade),
         Command::Check { config } => check(&config),
+        Command::Reload { config } => reload::reload(&config),
         Command::Validate {
             config,
             endpoint,
             file,
         } => validate::validate(config.as_deref(), &endpoint, &file),
-        Command::Emulate { listen } => run::emulate(&listen),
+        Command::Emulate {
+            listen,
+            idle_timeout_seconds,
+            response_delay_ms,
+            location_prefix,
+        } => run::emulate(EmulatorSettings {
+            listen,
+            idle_timeout: Duration::from_secs(idle_timeout_seconds),
+            response_delay: Duration::from_millis(response_delay_ms),
+            location_prefix,
+            ..EmulatorSettings::default()
+        }),
     }
 }
 

@@ -88,6 +88,7 @@ pub fn run(path: &Path, upgrade: bool) -> ExitCode {
             policies: config.validation.policies.clone(),
         }));
     }
+    super::reload::write_pid_file(&config.server.pid_file);
     log::info!(
         "mediagate {} listening on {} (admin {}), upstreams: {}",
         env!("CARGO_PKG_VERSION"),
@@ -103,9 +104,12 @@ pub fn run(path: &Path, upgrade: bool) -> ExitCode {
     server.run_forever()
 }
 
-pub fn emulate(listen: &str) -> ExitCode {
-    if listen.parse::<std::net::SocketAddr>().is_err() {
-        eprintln!("mediagate emulate: --listen {listen:?} is not an IP address with a port");
+pub fn emulate(settings: EmulatorSettings) -> ExitCode {
+    if settings.listen.parse::<std::net::SocketAddr>().is_err() {
+        eprintln!(
+            "mediagate emulate: --listen {:?} is not an IP address with a port",
+            settings.listen
+        );
         return ExitCode::from(2);
     }
     init_logging("info");
@@ -118,11 +122,8 @@ pub fn emulate(listen: &str) -> ExitCode {
         ..ServerConf::default()
     };
     let mut server = new_server(conf, false);
-    server.add_service(emulator::service(EmulatorSettings {
-        listen: listen.to_owned(),
-        ..EmulatorSettings::default()
-    }));
-    log::info!("mediagate emulator listening on {listen}");
+    log::info!("mediagate emulator listening on {}", settings.listen);
+    server.add_service(emulator::service(settings));
     server.run_forever()
 }
 

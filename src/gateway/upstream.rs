@@ -170,11 +170,13 @@ impl Upstreams {
                     "upstream {}: pooled connection was closed, retrying on a new one",
                     upstream.settings.name
                 );
+                // Nothing of this request was read, so a failure to connect again leaves it
+                // free to go to another upstream.
                 let stream = upstream
                     .connector
                     .new_stream(&upstream.peer)
                     .await
-                    .map_err(Failure::new)?;
+                    .map_err(Failure::connecting)?;
                 self.exchange(upstream, stream, head, body)
                     .await
                     .map(|session| Answer { upstream, session })

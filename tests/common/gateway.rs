@@ -22,6 +22,8 @@ pub struct Options {
     pub tables: String,
     /// Send upstream traffic here instead of to the built-in emulator (no emulator is started).
     pub upstream: Option<String>,
+    /// Several upstreams, each the body of an `[[upstream]]` table (no emulator is started).
+    pub upstreams: Vec<String>,
     /// Environment variables for the process.
     pub env: Vec<(String, String)>,
 }
@@ -69,26 +71,41 @@ impl Gateway {
             loopback(free_port()),
         );
         let dir = scratch_dir("gw");
-        let upstream = options
-            .upstream
-            .clone()
-            .unwrap_or_else(|| format!("http://{emulator}"));
-        let emulator_section = if options.upstream.is_none() {
+        let builtin_emulator = options.upstream.is_none() && options.upstreams.is_empty();
+        let upstream_tables = if options.upstreams.is_empty() {
+            let url = options
+                .upstream
+                .clone()
+                .unwrap_or_else(|| format!("http://{emulator}"));
             format!(
-                "[emulator]\nlisten = \"{emulator}\"\n{}\n",
-                options
-                    .emulator
-                    .replace("{emulator}", &emulator.to_string())
+                "[[upstream]]\nurl = \"{url}\"\nname = \"primary\"\n\
+                 connect_timeout_ms = 1000\nread_timeout_ms = 3000\n"
             )
+        } else {
+            options
+                .upstreams
+                .iter()
+                .map(|u| format!("[[upstream]]\n{u}\n"))
+                .collect()
+        };
+        let emulator_section = if builtin_emulator {
+            let extra = options
+                .emulator
+                .replace("{emulator}", &emulator.to_string());
+            format!("[emulator]\nlisten = \"{emulator}\"\n{extra}\n")
         } else {
             String::new()
         };
         let config = format!(
             "[server]\nlisten = \"{addr}\"\npid_file = \"{d}/pid\"\nupgrade_sock = \"{d}/upgrade.sock\"\n\
-             grace_period_seconds = 0\ngraceful_shutdown_timeout_seconds = 1\n{server}\n\
-             [admin]\nlisten = \"{admin}\"\n\n[[upstream]]\nurl = \"{upstream}\"\nname = \"primary\"\n\
-             connect_timeout_ms = 1000\nread_timeout_ms = 3000\n\n{emulator_section}\n{tables}\n",
+             {grace}{server}\n\
+             [admin]\nlisten = \"{admin}\"\n\n{upstream_tables}\n{emulator_section}\n{tables}\n",
             d = dir.display(),
+            grace = if options.server.contains("grace_period_seconds") {
+                ""
+            } else {
+                "grace_period_seconds = 0\ngraceful_shutdown_timeout_seconds = 1\n"
+            },
             server = options.server,
             tables = options.tables,
         );
@@ -114,7 +131,7 @@ impl Gateway {
             emulator,
             dir,
         };
-        gateway.wait_ready(options.upstream.is_none());
+        gateway.wait_ready(builtin_emulator);
         gateway
     }
 
@@ -148,6 +165,10 @@ impl Gateway {
 
     pub fn access_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("access.log")).unwrap_or_default()
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("mediagate.toml")
     }
 
     pub fn pid(&self) -> u32 {
@@ -263,4 +284,91 @@ pub fn metric_value(text: &str, series: &str) -> f64 {
         })
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0.0)
+}
+
+/// A `mediagate emulate` process (an upstream that can be killed and restarted).
+pub struct Emulator {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    args: Vec<String>,
+}
+
+impl Emulator {
+    pub fn start(args: &[&str]) -> Emulator {
+        Emulator::start_on(loopback(free_port()), args)
+    }
+
+    pub fn start_on(addr: SocketAddr, args: &[&str]) -> Emulator {
+        let mut e = Emulator {
+            child: None,
+            addr,
+            args: args.iter().map(|a| a.to_string()).collect(),
+        };
+        e.restart();
+        e
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Starts the process (again) and waits until it answers.
+    pub fn restart(&mut self) {
+        let child = Command::new(binary())
+            .args(["emulate", "--listen", &self.addr.to_string()])
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the emulator");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while request(self.addr, "GET", "/_emulator/requests", &[], b"").is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the emulator on {} did not start",
+                self.addr
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the process at once (SIGKILL).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn session(&self, sid: &str) -> Option<serde_json::Value> {
+        let r = request(
+            self.addr,
+            "GET",
+            &format!("/_emulator/sessions/{sid}"),
+            &[],
+            b"",
+        )
+        .ok()?;
+        (r.status == 200).then(|| r.json())
+    }
+
+    pub fn sessions(&self) -> Vec<String> {
+        let r = request(self.addr, "GET", "/_emulator/sessions", &[], b"").expect("emulator");
+        r.json()["sessions"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

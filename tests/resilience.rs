@@ -1,0 +1,423 @@
+//! Several upstreams, session affinity, health checks, timeouts and the process lifecycle
+//! (SIGTERM, reload/upgrade), all on loopback with real processes. Every load is bounded.
+
+#[path = "common/http.rs"]
+#[allow(dead_code)]
+mod http_client;
+
+#[path = "common/gateway.rs"]
+#[allow(dead_code)]
+mod gateway;
+
+use gateway::{sid_of, Emulator, Gateway, Options};
+use http_client::{request, Response};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SESSION_START: &[u8] = include_bytes!("fixtures/session-start.json");
+const PING: &[u8] = include_bytes!("fixtures/ping.json");
+const JSON: (&str, &str) = ("Content-Type", "application/json");
+
+fn upstream(name: &str, url: &str, extra: &str) -> String {
+    format!("name = \"{name}\"\nurl = \"{url}\"\nconnect_timeout_ms = 500\nread_timeout_ms = 2000\n{extra}")
+}
+
+/// Health checks every 100 ms, two results to flip.
+const FAST_HEALTH: &str = "[health_check]\ninterval_ms = 100\ntimeout_ms = 300\n";
+
+fn start_session(gw: &Gateway) -> Response {
+    request(gw.addr, "POST", "/api/v1/sessions", &[JSON], SESSION_START).expect("answer")
+}
+
+/// The upstream's own sid inside an outward one (`<token>~<sid>`).
+fn inner(outward: &str) -> &str {
+    outward.split_once('~').map_or(outward, |(_, s)| s)
+}
+
+#[test]
+fn every_event_of_a_session_reaches_the_upstream_that_created_it() {
+    let a = Emulator::start(&[]);
+    let b = Emulator::start(&[]);
+    let gw = Gateway::start(Options {
+        upstreams: vec![upstream("a", &a.url(), ""), upstream("b", &b.url(), "")],
+        ..Options::default()
+    });
+    let mut sids = Vec::new();
+    for _ in 0..40 {
+        let r = start_session(&gw);
+        assert_eq!(r.status, 201, "{}", r.text());
+        let outward = sid_of(r.header("location").unwrap()).to_owned();
+        assert!(outward.contains('~'), "the owner is encoded: {outward}");
+        assert!(outward
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"._~-".contains(&c)));
+        sids.push(outward);
+    }
+    for sid in &sids {
+        for _ in 0..3 {
+            let r = request(
+                gw.addr,
+                "POST",
+                &format!("/api/v1/sessions/{sid}/events"),
+                &[JSON],
+                PING,
+            )
+            .unwrap();
+            assert_eq!(r.status, 204, "{}", r.text());
+        }
+    }
+    let (on_a, on_b) = (a.sessions(), b.sessions());
+    assert_eq!(on_a.len() + on_b.len(), 40);
+    assert!(
+        on_a.len() >= 15 && on_b.len() >= 15,
+        "round robin: {} / {}",
+        on_a.len(),
+        on_b.len()
+    );
+    for sid in &sids {
+        let sid = inner(sid);
+        let owner = if on_a.iter().any(|s| s == sid) {
+            &a
+        } else {
+            &b
+        };
+        let seen = owner.session(sid).expect("the owner knows the session");
+        assert_eq!(
+            seen["events"].as_array().map(Vec::len),
+            Some(4),
+            "sessionStart + 3 pings on the owner"
+        );
+    }
+}
+
+#[test]
+fn forged_tokens_get_404_and_plain_sids_go_to_the_first_upstream() {
+    let a = Emulator::start(&[]);
+    let b = Emulator::start(&[]);
+    let gw = Gateway::start(Options {
+        upstreams: vec![upstream("a", &a.url(), ""), upstream("b", &b.url(), "")],
+        ..Options::default()
+    });
+    let sid = "5d41402abc4b2a76b9719d911017c592aa6cd1b2e3f40567890abcdef0123456";
+    let r = request(
+        gw.addr,
+        "POST",
+        &format!("/api/v1/sessions/0badf00d~{sid}/events"),
+        &[JSON],
+        PING,
+    )
+    .unwrap();
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["message"], "unknown session");
+    let r = request(
+        gw.addr,
+        "POST",
+        "/api/v1/sessions/0badf00d~NOT-HEX/events",
+        &[JSON],
+        PING,
+    )
+    .unwrap();
+    assert_eq!(r.status, 404);
+    // A sid handed out before a second upstream was added carries no token: the first upstream.
+    let before = request(a.addr, "GET", "/_emulator/requests", &[], b"")
+        .unwrap()
+        .json()["count"]
+        .as_u64();
+    let r = request(
+        gw.addr,
+        "POST",
+        &format!("/api/v1/sessions/{sid}/events"),
+        &[JSON],
+        PING,
+    )
+    .unwrap();
+    assert_eq!(r.status, 404, "the emulator does not know it");
+    let after = request(a.addr, "GET", "/_emulator/requests", &[], b"")
+        .unwrap()
+        .json()["count"]
+        .as_u64();
+    assert_eq!(after, before.map(|n| n + 1));
+}
+
+#[test]
+fn a_dead_upstream_is_marked_unhealthy_skipped_and_taken_back_when_it_returns() {
+    let a = Emulator::start(&[]);
+    let b_addr = std::net::SocketAddr::from(([127, 0, 0, 1], gateway::free_port()));
+    let gw = Gateway::start(Options {
+        upstreams: vec![
+            upstream("a", &a.url(), ""),
+            upstream("b", &format!("http://{b_addr}"), ""),
+        ],
+        tables: FAST_HEALTH.into(),
+        ..Options::default()
+    });
+    assert_eq!(
+        gw.metric_when("mediagate_upstream_healthy{upstream=\"b\"}", |v| v == 0.0),
+        0.0
+    );
+    assert_eq!(gw.metric("mediagate_upstream_healthy{upstream=\"a\"}"), 1.0);
+    for _ in 0..10 {
+        assert_eq!(start_session(&gw).status, 201);
+    }
+    let mut b = Emulator::start_on(b_addr, &[]);
+    assert_eq!(
+        gw.metric_when("mediagate_upstream_healthy{upstream=\"b\"}", |v| v == 1.0),
+        1.0
+    );
+    for _ in 0..10 {
+        assert_eq!(start_session(&gw).status, 201);
+    }
+    assert!(!b.sessions().is_empty(), "b takes session starts again");
+    b.kill();
+}
+
+#[test]
+fn with_two_upstreams_no_session_start_fails_when_one_is_killed_under_load() {
+    let a = Emulator::start(&[]);
+    let mut b = Emulator::start(&[]);
+    let gw = Arc::new(Gateway::start(Options {
+        upstreams: vec![upstream("a", &a.url(), ""), upstream("b", &b.url(), "")],
+        tables: FAST_HEALTH.into(),
+        ..Options::default()
+    }));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (gw, stop, ok, failed) = (gw.clone(), stop.clone(), ok.clone(), failed.clone());
+            std::thread::spawn(move || {
+                let mut conn = http_client::Conn::connect(gw.addr).unwrap();
+                for _ in 0..5000 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    match conn.send("POST", "/api/v1/sessions", &[JSON], SESSION_START) {
+                        Ok(r) if r.status == 201 => ok.fetch_add(1, Ordering::Relaxed),
+                        _ => failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ok.load(Ordering::Relaxed) < 200 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    b.kill();
+    let killed_at = ok.load(Ordering::Relaxed);
+    while ok.load(Ordering::Relaxed) < killed_at + 400 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    assert!(
+        ok.load(Ordering::Relaxed) >= killed_at + 400,
+        "load went on after the kill"
+    );
+    // Requests queued on b's pooled connections were never read by b: they move to a.
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "a session start failed");
+}
+
+#[test]
+fn a_slow_upstream_gets_504_at_the_configured_timeout() {
+    let slow = Emulator::start(&["--response-delay-ms", "3000"]);
+    let gw = Gateway::start(Options {
+        upstreams: vec![format!(
+            "name = \"slow\"\nurl = \"{}\"\nread_timeout_ms = 300\n",
+            slow.url()
+        )],
+        ..Options::default()
+    });
+    let started = Instant::now();
+    let r = start_session(&gw);
+    let took = started.elapsed();
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert!(
+        took < Duration::from_millis(2500),
+        "answered after {took:?}, before the upstream"
+    );
+    assert_eq!(
+        gw.metric_when(
+            "mediagate_upstream_errors_total{kind=\"timeout\",upstream=\"slow\"}",
+            |v| v >= 1.0
+        ),
+        1.0
+    );
+}
+
+#[test]
+fn no_healthy_upstream_means_503() {
+    let dead = format!("http://127.0.0.1:{}", gateway::free_port());
+    let gw = Gateway::start(Options {
+        upstreams: vec![upstream("only", &dead, "")],
+        tables: FAST_HEALTH.into(),
+        ..Options::default()
+    });
+    gw.metric_when("mediagate_upstream_healthy{upstream=\"only\"}", |v| {
+        v == 0.0
+    });
+    let r = start_session(&gw);
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.json()["message"], "no healthy upstream");
+}
+
+#[test]
+fn sigterm_stops_readiness_at_once_and_lets_in_flight_requests_finish() {
+    let slow = Emulator::start(&["--response-delay-ms", "1000"]);
+    let mut gw = Gateway::start(Options {
+        upstreams: vec![upstream("slow", &slow.url(), "")],
+        server: "grace_period_seconds = 3".into(),
+        ..Options::default()
+    });
+    let addr = gw.addr;
+    let in_flight = std::thread::spawn(move || {
+        request(addr, "POST", "/api/v1/sessions", &[JSON], SESSION_START)
+    });
+    gw.metric_when("mediagate_inflight_requests", |v| v >= 1.0);
+    let signalled = Instant::now();
+    gw.terminate();
+    // /readyz stops answering 200 (503, or a refused connection once the listener closes).
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match request(gw.admin, "GET", "/readyz", &[], b"") {
+            Ok(r) if r.status == 200 => {}
+            _ => break,
+        }
+        assert!(Instant::now() < deadline, "/readyz still 200 after SIGTERM");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let r = in_flight
+        .join()
+        .unwrap()
+        .expect("the in-flight request is answered");
+    assert_eq!(r.status, 201);
+    let status = gw
+        .wait_exit(Duration::from_secs(10))
+        .expect("the process exits");
+    assert!(status.success() || status.code().is_some(), "{status:?}");
+    let took = signalled.elapsed();
+    assert!(
+        took < Duration::from_secs(9),
+        "exit took {took:?} (grace 3 s + runtime shutdown 1 s)"
+    );
+}
+
+/// Sends session starts on fresh connections until told to stop; counts failures.
+fn load(
+    addr: std::net::SocketAddr,
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for _ in 0..20_000 {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            match request(addr, "POST", "/api/v1/sessions", &[JSON], SESSION_START) {
+                Ok(r) if r.status == 201 => ok.fetch_add(1, Ordering::Relaxed),
+                other => {
+                    eprintln!("failed: {:?}", other.map(|r| r.status));
+                    failed.fetch_add(1, Ordering::Relaxed)
+                }
+            };
+        }
+    })
+}
+
+/// Runs `mediagate reload`. Its output goes to files: the new gateway process inherits them, so
+/// a pipe would never reach end-of-file while it runs.
+fn reload(config: &std::path::Path) -> (Option<i32>, String) {
+    let dir = config.parent().unwrap();
+    let out = std::fs::File::create(dir.join("reload.out")).unwrap();
+    let err = std::fs::File::create(dir.join("reload.err")).unwrap();
+    let status = std::process::Command::new(gateway::binary())
+        .args(["reload", "-c"])
+        .arg(config)
+        .stdout(out)
+        .stderr(err)
+        .status()
+        .expect("run mediagate reload");
+    let stderr = std::fs::read_to_string(dir.join("reload.err")).unwrap_or_default();
+    (status.code(), stderr)
+}
+
+fn read_pid(gw: &Gateway) -> u32 {
+    std::fs::read_to_string(gw.dir.join("pid"))
+        .unwrap_or_default()
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_reload_under_load_fails_no_request_and_a_bad_config_changes_nothing() {
+    let up = Emulator::start(&[]);
+    let mut gw = Gateway::start(Options {
+        upstreams: vec![upstream("up", &up.url(), "")],
+        ..Options::default()
+    });
+    let old_pid = gw.pid();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while read_pid(&gw) != old_pid {
+        assert!(Instant::now() < deadline, "no pid file");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    // A configuration that fails `check` is refused and the running gateway keeps serving.
+    let good = std::fs::read_to_string(gw.config_path()).unwrap();
+    std::fs::write(gw.config_path(), format!("{good}\n[bogus]\nkey = 1\n")).unwrap();
+    let (code, stderr) = reload(&gw.config_path());
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("bogus"), "{stderr}");
+    assert_eq!(start_session(&gw).status, 201);
+    assert_eq!(read_pid(&gw), old_pid);
+
+    // A good one is applied under load without failing a request.
+    std::fs::write(gw.config_path(), &good).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let workers: Vec<_> = (0..3)
+        .map(|_| load(gw.addr, stop.clone(), ok.clone(), failed.clone()))
+        .collect();
+    while ok.load(Ordering::Relaxed) < 100 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (code, stderr) = reload(&gw.config_path());
+    assert_eq!(code, Some(0), "{stderr}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let new_pid = loop {
+        let pid = read_pid(&gw);
+        if pid != old_pid && pid != 0 {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "the new process never took over");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    // The old process hands over, drains and exits; the load keeps going through the new one.
+    let old_exit = gw.wait_exit(Duration::from_secs(15));
+    let after_handover = ok.load(Ordering::Relaxed);
+    while ok.load(Ordering::Relaxed) < after_handover + 100 {
+        assert!(
+            Instant::now() < deadline + Duration::from_secs(15),
+            "no progress after the reload"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    // SAFETY: signalling the process the reload started (not our child).
+    unsafe { libc::kill(new_pid as i32, libc::SIGKILL) };
+    assert!(old_exit.is_some(), "the old process did not exit");
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "a request failed during the reload"
+    );
+}
