@@ -50,6 +50,7 @@ pub struct Metrics {
     pub upstream_healthy: IntGaugeVec,
     pub location_rewrites: IntCounterVec,
     pub body_rewrites: IntCounterVec,
+    pub enrichments: IntCounterVec,
     pub inflight: IntGauge,
     pub build_info: IntGaugeVec,
     pub start_time: Gauge,
@@ -147,6 +148,11 @@ impl Metrics {
             "Request bodies changed by enrichment before forwarding, by route.",
             &["route"],
         )?;
+        let enrichments = counter(
+            "mediagate_enrichments_total",
+            "Enrichment actions applied to bodies, by rule set (site or default) and action (param_set, param_removed, param_hashed, custom_metadata_set).",
+            &["site", "action"],
+        )?;
         let inflight = IntGauge::new("mediagate_inflight_requests", "Requests being processed.")?;
         registry.register(Box::new(inflight.clone()))?;
         let build_info = IntGaugeVec::new(
@@ -185,6 +191,7 @@ impl Metrics {
             upstream_healthy,
             location_rewrites,
             body_rewrites,
+            enrichments,
             inflight,
             build_info,
             start_time,

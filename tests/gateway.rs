@@ -687,7 +687,13 @@ fn metrics_and_admin_endpoints() {
         );
     }
     // One JSON access log line per request.
-    let log = gw.access_log();
+    // The access log is written out in blocks, at least every 100 ms.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut log = gw.access_log();
+    while !log.contains("\"status\":400") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        log = gw.access_log();
+    }
     let line = log
         .lines()
         .find(|l| l.contains("\"status\":400"))
@@ -695,4 +701,68 @@ fn metrics_and_admin_endpoints() {
     let entry: serde_json::Value = serde_json::from_str(line).unwrap();
     assert_eq!(entry["route"], "/api/v1/sessions");
     assert_eq!(entry["violations"], 1);
+}
+
+#[test]
+fn sites_custom_metadata_and_privacy_rules_apply_end_to_end() {
+    let gw = Gateway::start(Options {
+        tables: r#"[enrich.custom_metadata]
+"geoCountry" = "${header:cf-ipcountry}"
+[enrich.privacy]
+hash = ["analytics.visitorId"]
+hash_secret = "${env:HASH_SECRET}"
+[[enrich.site]]
+name = "kids"
+host = "kids.example.com"
+[enrich.site.session_params.always]
+"analytics.reportSuite" = "kids-rsid"
+"#
+        .into(),
+        env: vec![("HASH_SECRET".into(), "a-long-enough-test-secret".into())],
+        ..Options::default()
+    });
+    let send = |host: &str| {
+        let r = request(
+            gw.addr,
+            "POST",
+            "/api/v1/sessions",
+            &[
+                ("Content-Type", "application/json"),
+                ("Host", host),
+                ("CF-IPCountry", "FR"),
+            ],
+            SESSION_START,
+        )
+        .unwrap();
+        assert_eq!(r.status, 201, "{}", r.text());
+        let sid = sid_of(r.header("location").unwrap()).to_owned();
+        gw.emulator_session(&sid)["events"][0].clone()
+    };
+    let kids = send("kids.example.com");
+    assert_eq!(kids["params"]["analytics.reportSuite"], "kids-rsid");
+    assert_eq!(kids["customMetadata"]["geoCountry"], "FR");
+    let visitor = kids["params"]["analytics.visitorId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(visitor.len(), 64, "hashed: {visitor}");
+    let other = send("www.example.com");
+    assert_eq!(other["params"]["analytics.reportSuite"], "example-rsid");
+    assert_eq!(
+        other["params"]["analytics.visitorId"],
+        visitor.as_str(),
+        "same secret, same hash"
+    );
+    assert!(
+        gw.metric_when(
+            "mediagate_enrichments_total{action=\"param_set\",site=\"kids\"}",
+            |v| v >= 1.0
+        ) >= 1.0
+    );
+    assert!(
+        gw.metric_when(
+            "mediagate_enrichments_total{action=\"param_hashed\",site=\"default\"}",
+            |v| v >= 1.0
+        ) >= 1.0
+    );
 }

@@ -359,6 +359,8 @@ fn a_reload_under_load_fails_no_request_and_a_bad_config_changes_nothing() {
     let up = Emulator::start(&[]);
     let mut gw = Gateway::start(Options {
         upstreams: vec![upstream("up", &up.url(), "")],
+        // The old process drains connections it accepted before closing its listeners.
+        server: "grace_period_seconds = 2".into(),
         ..Options::default()
     });
     let old_pid = gw.pid();

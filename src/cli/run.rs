@@ -11,6 +11,7 @@ use std::sync::Arc;
 use crate::admin::{AdminApp, Readiness, ReadinessWatcher};
 use crate::config::{self, Config};
 use crate::emulator::{self, EmulatorSettings};
+use crate::gateway::access_log::{AccessLog, Flusher};
 use crate::gateway::health_check::HealthChecker;
 use crate::gateway::pool::Pool;
 use crate::gateway::Gateway;
@@ -41,7 +42,11 @@ pub fn run(path: &Path, upgrade: bool) -> ExitCode {
     };
     let mut server = new_server(server_conf(&config), upgrade);
 
-    let gateway = Gateway::new(config.clone(), metrics.clone(), pool.clone());
+    let access_log = config.access_log.then(AccessLog::new);
+    if let Some(log) = &access_log {
+        server.add_service(background_service("access log", Flusher(log.clone())));
+    }
+    let gateway = Gateway::new(config.clone(), metrics.clone(), pool.clone(), access_log);
     let mut proxy = pingora_proxy::http_proxy_service_with_name(
         &server.configuration,
         gateway,

@@ -2,25 +2,30 @@
 //!
 //! Pure. Given compiled rules and a request context (client address, headers, request id, receive
 //! time) it computes
-//! - the `sessionStart` params to set when absent (`if_absent`) or always (`always`), applied to
-//!   every `sessionStart` of a body (single or batch) as an edit of the `params` object alone —
-//!   the rest of the body is copied byte for byte, and nothing is re-serialized when nothing
-//!   changed;
+//! - body edits ([`ruleset`]): `sessionStart` params set when absent or always, identity params
+//!   removed or hashed (privacy), and `customMetadata` entries from the request context where the
+//!   API allows `customMetadata`;
 //! - the headers of the upstream request: `X-Forwarded-For` (appended to, as proxies do),
 //!   `X-Forwarded-Proto`, the request id (an incoming one is kept only from a trusted proxy) and
 //!   configured headers.
+//!
+//! `[enrich]` is the default rule set; each `[[enrich.site]]` is `[enrich]` amended for requests
+//! whose host and/or path prefix match (the first matching site wins), so one gateway can serve
+//! several sites with, for instance, different report suites.
 
 pub mod cidr;
+pub mod ruleset;
 pub mod template;
+pub mod ua;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::ops::Range;
 
 use crate::config::file;
-use crate::mcapi::json::{self, Object};
-use crate::mcapi::{Document, EventType, Policies};
+use crate::mcapi::Policies;
 use cidr::Cidr;
+pub use ruleset::{Applied, RuleSet};
 pub use template::Template;
 
 /// What enrichment may read about the request.
@@ -33,25 +38,19 @@ pub struct Context<'a> {
     pub headers: &'a HeaderMap,
 }
 
-/// A param value: a JSON literal from the file, or a template rendered to a JSON string.
-#[derive(Clone, Debug)]
-enum Value {
-    Literal(Vec<u8>),
-    Template(Template),
-}
-
-#[derive(Clone, Debug)]
-struct ParamRule {
-    key: String,
-    value: Value,
-    always: bool,
+/// A site's match and its merged rules.
+#[derive(Debug)]
+struct Site {
+    host: Option<String>,
+    path_prefix: Option<String>,
+    rules: RuleSet,
 }
 
 /// The compiled `[enrich]` section.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug)]
 pub struct Rules {
-    session_params: Vec<ParamRule>,
-    upstream_headers: Vec<(HeaderName, Template)>,
+    default: RuleSet,
+    sites: Vec<Site>,
     x_forwarded_for: bool,
     x_forwarded_proto: bool,
     request_id_header: Option<HeaderName>,
@@ -59,40 +58,53 @@ pub struct Rules {
 }
 
 impl Rules {
-    /// Compiles the `[enrich]` table. Errors name the key. A param rule whose value the API's
-    /// rules would reject is refused here, so `mediagate check` catches it before traffic does.
+    /// Compiles the `[enrich]` table. Errors name the key. A rule that would make a valid body
+    /// invalid is refused here, so `mediagate check` catches it before traffic does.
     pub fn compile(
         file: &file::Enrich,
         policies: &Policies,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Rules, String> {
-        let mut session_params = Vec::new();
-        let tables = [
-            (&file.session_params.if_absent, false, "if_absent"),
-            (&file.session_params.always, true, "always"),
-        ];
-        for (table, always, table_name) in tables {
-            for (key, value) in table {
-                let at = format!("[enrich.session_params.{table_name}] \"{key}\"");
-                let value =
-                    compile_param(key, value, policies, env).map_err(|e| format!("{at}: {e}"))?;
-                session_params.push(ParamRule {
-                    key: key.clone(),
-                    value,
-                    always,
-                });
+        let source = ruleset::Source {
+            session_params: &file.session_params,
+            custom_metadata: &file.custom_metadata,
+            privacy: &file.privacy,
+            upstream_headers: &file.upstream_headers,
+        };
+        let default = RuleSet::compile("default", "[enrich]", &source, policies, env)?;
+        let mut sites: Vec<Site> = Vec::new();
+        for (i, site) in file.site.iter().enumerate() {
+            let at = format!("[[enrich.site]] #{} ({:?})", i + 1, site.name);
+            if site.name.is_empty()
+                || site.name == "default"
+                || sites.iter().any(|s| s.rules.name == site.name)
+            {
+                return Err(format!(
+                    "{at} name: must be non-empty, unique and not \"default\""
+                ));
             }
-        }
-        let mut upstream_headers = Vec::new();
-        for (name, value) in &file.upstream_headers {
-            let at = format!("[enrich.upstream_headers] \"{name}\"");
-            let header = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("{at}: not a valid header name"))?;
-            let template = Template::compile(value, env).map_err(|e| format!("{at}: {e}"))?;
-            if let Some(c) = template.as_constant() {
-                HeaderValue::from_str(c).map_err(|_| format!("{at}: not a valid header value"))?;
+            if site.host.is_none() && site.path_prefix.is_none() {
+                return Err(format!("{at}: set host, path_prefix or both"));
             }
-            upstream_headers.push((header, template));
+            if site
+                .path_prefix
+                .as_ref()
+                .is_some_and(|p| !p.starts_with('/'))
+            {
+                return Err(format!("{at} path_prefix: must start with /"));
+            }
+            let merged = merge(file, site);
+            let source = ruleset::Source {
+                session_params: &merged.session_params,
+                custom_metadata: &merged.custom_metadata,
+                privacy: &merged.privacy,
+                upstream_headers: &merged.upstream_headers,
+            };
+            sites.push(Site {
+                host: site.host.as_ref().map(|h| h.to_ascii_lowercase()),
+                path_prefix: site.path_prefix.clone(),
+                rules: RuleSet::compile(&site.name, &at, &source, policies, env)?,
+            });
         }
         let request_id_header = match file.request_id_header.as_str() {
             "" => None,
@@ -106,8 +118,8 @@ impl Rules {
             .map(|s| Cidr::parse(s).map_err(|e| format!("[enrich] trusted_proxies: {e}")))
             .collect::<Result<_, _>>()?;
         Ok(Rules {
-            session_params,
-            upstream_headers,
+            default,
+            sites,
             x_forwarded_for: file.x_forwarded_for,
             x_forwarded_proto: file.x_forwarded_proto,
             request_id_header,
@@ -115,8 +127,27 @@ impl Rules {
         })
     }
 
-    pub fn has_body_rules(&self) -> bool {
-        !self.session_params.is_empty()
+    /// The rule set for a request: the first site whose host (without port, case-insensitive)
+    /// and path prefix match, else the default.
+    pub fn select(&self, host: Option<&str>, path: &str) -> &RuleSet {
+        let host = host.map(|h| strip_port(h).to_ascii_lowercase());
+        self.sites
+            .iter()
+            .find(|s| {
+                s.host
+                    .as_ref()
+                    .is_none_or(|h| host.as_deref() == Some(h.as_str()))
+                    && s.path_prefix
+                        .as_ref()
+                        .is_none_or(|p| path.starts_with(p.as_str()))
+            })
+            .map_or(&self.default, |s| &s.rules)
+    }
+
+    /// Names of every rule set (`default` and the sites), for metrics.
+    pub fn set_names(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.default.name.as_str())
+            .chain(self.sites.iter().map(|s| s.rules.name.as_str()))
     }
 
     pub fn request_id_header(&self) -> Option<&HeaderName> {
@@ -164,14 +195,15 @@ impl Rules {
             .filter(|v| !v.is_empty() && v.len() <= 200)
     }
 
-    /// The headers to set on the upstream request.
+    /// The headers to set on the upstream request, with `set`'s configured headers.
     pub fn upstream_headers(
         &self,
+        set: &RuleSet,
         ctx: &Context,
         peer: Option<IpAddr>,
         downstream_tls: bool,
     ) -> Vec<(HeaderName, HeaderValue)> {
-        let mut out = Vec::with_capacity(3 + self.upstream_headers.len());
+        let mut out = Vec::with_capacity(3 + set.upstream_headers.len());
         if self.x_forwarded_for {
             if let Some(peer) = peer {
                 let prior = ctx
@@ -209,156 +241,61 @@ impl Rules {
                 out.push((name.clone(), v));
             }
         }
-        for (name, template) in &self.upstream_headers {
+        for (name, template) in &set.upstream_headers {
             if let Ok(v) = HeaderValue::from_str(&template.render(ctx)) {
                 out.push((name.clone(), v));
             }
         }
         out
     }
+}
 
-    /// The enriched body, or `None` when no rule changes it (the original bytes are forwarded).
-    pub fn enrich_body(&self, text: &str, doc: &Document, ctx: &Context) -> Option<Vec<u8>> {
-        if self.session_params.is_empty() {
-            return None;
-        }
-        let mut edits: Vec<(Range<usize>, Vec<u8>)> = Vec::new();
-        for event in doc.events() {
-            if event.event_type != Some(EventType::SessionStart) {
-                continue;
-            }
-            match &event.params {
-                Some(params) => {
-                    if let Some(new) = self.apply_params(params, ctx) {
-                        edits.push((json::span_in(text, params.raw.get()), new));
-                    }
-                }
-                None if event.object.get("params").is_none() => {
-                    // No params at all (only forwarded in report/off mode): add the member.
-                    let span = json::span_in(text, event.object.raw.get());
-                    let close = span.end - 1;
-                    let empty = Object {
-                        raw: event.object.raw,
-                        members: Vec::new(),
-                    };
-                    if let Some(params) = self.apply_params(&empty, ctx) {
-                        let mut insert = Vec::with_capacity(params.len() + 12);
-                        if !event.object.is_empty() {
-                            insert.push(b',');
-                        }
-                        insert.extend_from_slice(b"\"params\":");
-                        insert.extend_from_slice(&params);
-                        edits.push((close..close, insert));
-                    }
-                }
-                None => {} // params present but not an object: invalid, leave it alone.
-            }
-        }
-        if edits.is_empty() {
-            return None;
-        }
-        Some(splice(text.as_bytes(), &mut edits))
+/// A site's tables laid over `[enrich]`'s: for the same key the site wins; privacy lists add up.
+fn merge(base: &file::Enrich, site: &file::Site) -> file::Site {
+    fn over<V: Clone>(a: &BTreeMap<String, V>, b: &BTreeMap<String, V>) -> BTreeMap<String, V> {
+        let mut m = a.clone();
+        m.extend(b.iter().map(|(k, v)| (k.clone(), v.clone())));
+        m
     }
-
-    /// The rebuilt `params` object, or `None` when the rules change nothing.
-    fn apply_params(&self, params: &Object, ctx: &Context) -> Option<Vec<u8>> {
-        let mut replaced: Vec<Option<Vec<u8>>> = vec![None; params.members.len()];
-        let mut appended: Vec<(&str, Vec<u8>)> = Vec::new();
-        for rule in &self.session_params {
-            let position = params.members.iter().position(|m| m.key == rule.key);
-            match position {
-                Some(_) if !rule.always => continue,
-                Some(i) => {
-                    let value = rule.render(ctx);
-                    if params.members[i].value.get().as_bytes() != value.as_slice() {
-                        replaced[i] = Some(value);
-                    }
-                }
-                None => appended.push((&rule.key, rule.render(ctx))),
-            }
-        }
-        if appended.is_empty() && replaced.iter().all(Option::is_none) {
-            return None;
-        }
-        let mut out = Vec::with_capacity(params.raw.get().len() + 64 * appended.len());
-        out.push(b'{');
-        let mut first = true;
-        let mut member = |out: &mut Vec<u8>, key: &str, value: &[u8]| {
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            json::write_str(out, key);
-            out.push(b':');
-            out.extend_from_slice(value);
-        };
-        for (m, new) in params.members.iter().zip(&replaced) {
-            let value = new.as_deref().unwrap_or(m.value.get().as_bytes());
-            member(&mut out, &m.key, value);
-        }
-        for (key, value) in &appended {
-            member(&mut out, key, value);
-        }
-        out.push(b'}');
-        Some(out)
+    let mut privacy = base.privacy.clone();
+    privacy.remove.extend(site.privacy.remove.iter().cloned());
+    privacy.hash.extend(site.privacy.hash.iter().cloned());
+    if site.privacy.hash_secret.is_some() {
+        privacy.hash_secret = site.privacy.hash_secret.clone();
+    }
+    let mut session_params = file::SessionParams {
+        if_absent: over(
+            &base.session_params.if_absent,
+            &site.session_params.if_absent,
+        ),
+        always: over(&base.session_params.always, &site.session_params.always),
+    };
+    // A key the site sets one way must not also be set the other way by the defaults.
+    session_params
+        .if_absent
+        .retain(|k, _| !site.session_params.always.contains_key(k));
+    session_params
+        .always
+        .retain(|k, _| !site.session_params.if_absent.contains_key(k));
+    file::Site {
+        name: site.name.clone(),
+        host: site.host.clone(),
+        path_prefix: site.path_prefix.clone(),
+        session_params,
+        custom_metadata: over(&base.custom_metadata, &site.custom_metadata),
+        privacy,
+        upstream_headers: over(&base.upstream_headers, &site.upstream_headers),
     }
 }
 
-impl ParamRule {
-    fn render(&self, ctx: &Context) -> Vec<u8> {
-        match &self.value {
-            Value::Literal(raw) => raw.clone(),
-            Value::Template(t) => {
-                let mut out = Vec::new();
-                json::write_str(&mut out, &t.render(ctx));
-                out
-            }
-        }
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.split_once(']').map_or(host, |(h, _)| &h[1..]);
     }
-}
-
-fn compile_param(
-    key: &str,
-    value: &toml::Value,
-    policies: &Policies,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Value, String> {
-    let json_value = serde_json::to_value(value).map_err(|e| e.to_string())?;
-    if let toml::Value::String(s) = value {
-        let template = Template::compile(s, env)?;
-        let probe = template.as_constant().unwrap_or("x").to_owned();
-        crate::mcapi::rules::check_param_value(
-            EventType::SessionStart,
-            key,
-            &serde_json::Value::String(probe),
-            policies,
-        )?;
-        if let Some(c) = template.as_constant() {
-            return Ok(Value::Literal(
-                serde_json::to_vec(c).map_err(|e| e.to_string())?,
-            ));
-        }
-        return Ok(Value::Template(template));
+    match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
     }
-    crate::mcapi::rules::check_param_value(EventType::SessionStart, key, &json_value, policies)?;
-    Ok(Value::Literal(
-        serde_json::to_vec(&json_value).map_err(|e| e.to_string())?,
-    ))
-}
-
-/// Applies non-overlapping edits (byte range → replacement) to `input`.
-fn splice(input: &[u8], edits: &mut [(Range<usize>, Vec<u8>)]) -> Vec<u8> {
-    edits.sort_by_key(|(r, _)| r.start);
-    let extra: usize = edits.iter().map(|(_, v)| v.len()).sum();
-    let mut out = Vec::with_capacity(input.len() + extra);
-    let mut at = 0;
-    for (range, replacement) in edits.iter() {
-        out.extend_from_slice(&input[at..range.start]);
-        out.extend_from_slice(replacement);
-        at = range.end;
-    }
-    out.extend_from_slice(&input[at..]);
-    out
 }
 
 #[cfg(test)]

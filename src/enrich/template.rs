@@ -1,7 +1,8 @@
 //! Value templates for enrichment: literal text with `${...}` placeholders.
 //!
 //! Placeholders: `${client_ip}`, `${request_id}`, `${received_at}` (RFC 3339, UTC, milliseconds),
-//! `${received_at_ms}` (Unix milliseconds), `${header:NAME}` (a request header, empty when absent)
+//! `${received_at_ms}` (Unix milliseconds), `${ua_family}` (a bounded family of the User-Agent,
+//! see [`super::ua`]), `${header:NAME}` (a request header, empty when absent)
 //! and `${env:NAME}` (an environment variable, read once when the configuration is loaded; a
 //! missing variable is a configuration error). `$${` writes a literal `${`.
 
@@ -14,6 +15,7 @@ enum Part {
     RequestId,
     ReceivedAt,
     ReceivedAtMs,
+    UaFamily,
     Header(http::HeaderName),
 }
 
@@ -48,6 +50,7 @@ impl Template {
                     "request_id" => Part::RequestId,
                     "received_at" => Part::ReceivedAt,
                     "received_at_ms" => Part::ReceivedAtMs,
+                    "ua_family" => Part::UaFamily,
                     _ => return Err(format!("unknown placeholder ${{{name}}}")),
                 },
                 Some(("header", h)) => Part::Header(
@@ -98,6 +101,10 @@ impl Template {
                 Part::RequestId => out.push_str(ctx.request_id),
                 Part::ReceivedAt => out.push_str(&rfc3339_millis(ctx.received_at_ms)),
                 Part::ReceivedAtMs => out.push_str(&ctx.received_at_ms.to_string()),
+                Part::UaFamily => {
+                    let ua = ctx.headers.get("user-agent").and_then(|v| v.to_str().ok());
+                    out.push_str(super::ua::family(ua))
+                }
                 Part::Header(name) => {
                     if let Some(v) = ctx.headers.get(name).and_then(|v| v.to_str().ok()) {
                         out.push_str(v)

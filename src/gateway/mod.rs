@@ -43,6 +43,7 @@ pub struct Gateway {
     metrics: Arc<Metrics>,
     pool: Arc<Pool>,
     request_ids: RequestIds,
+    access_log: Option<Arc<access_log::AccessLog>>,
     /// Whether the listener speaks TLS (for `X-Forwarded-Proto`).
     tls: bool,
 }
@@ -61,9 +62,16 @@ pub struct RequestCtx {
 }
 
 impl Gateway {
-    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>, pool: Arc<Pool>) -> Gateway {
+    /// `access_log` receives one line per request when the access log is on.
+    pub fn new(
+        config: Arc<Config>,
+        metrics: Arc<Metrics>,
+        pool: Arc<Pool>,
+        access_log: Option<Arc<access_log::AccessLog>>,
+    ) -> Gateway {
         pool.publish_health(&metrics);
         Gateway {
+            access_log,
             tls: config.server.tls.is_some(),
             config,
             metrics,
@@ -182,12 +190,18 @@ impl Gateway {
             );
         }
         let enriched = match &checked.document {
-            Some(doc) if cfg.enrich.has_body_rules() => {
+            Some(doc) => {
+                let rules = self.rule_set(session);
                 let headers = &session.req_header().headers;
                 let ectx = self.enrich_context(session, ctx, headers, now_ms);
-                cfg.enrich.enrich_body(checked.text, doc, &ectx)
+                rules
+                    .enrich_body(checked.text, doc, &ectx)
+                    .map(|(body, applied)| {
+                        self.count_enrichment(&rules.name, &applied);
+                        body
+                    })
             }
-            _ => None,
+            None => None,
         };
         if let Some(doc) = &checked.document {
             self.count_events(doc);
@@ -300,6 +314,28 @@ impl Gateway {
             request_id: &ctx.request_id,
             received_at_ms: now_ms,
             headers,
+        }
+    }
+
+    /// The enrichment rule set for this request (its site, or the default).
+    fn rule_set(&self, session: &Session) -> &enrich::RuleSet {
+        let req = session.req_header();
+        let host = req
+            .headers
+            .get("host")
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| req.uri.host());
+        self.config.enrich.select(host, req.uri.path())
+    }
+
+    fn count_enrichment(&self, site: &str, applied: &enrich::Applied) {
+        for (action, n) in applied.counts() {
+            if n > 0 {
+                self.metrics
+                    .enrichments
+                    .with_label_values(&[site, action])
+                    .inc_by(u64::from(n));
+            }
         }
     }
 
@@ -436,12 +472,12 @@ impl ProxyHttp for Gateway {
                 .with_label_values(&[name])
                 .observe(t.as_secs_f64());
         }
-        if self.config.access_log {
+        if let Some(log) = &self.access_log {
             let ts = rfc3339_millis(unix_ms(SystemTime::now()));
-            access_log::write(&access_log::Entry {
+            log.write(&access_log::Entry {
                 ts: &ts,
                 request_id: &ctx.request_id,
-                client: peer_ip(session).map(|ip| ip.to_string()),
+                client: peer_ip(session),
                 method: session.req_header().method.as_str(),
                 route,
                 status,

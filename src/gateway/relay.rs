@@ -42,9 +42,10 @@ impl Gateway {
         let set = {
             let now_ms = unix_ms(SystemTime::now());
             let ectx = self.enrich_context(session, ctx, &req.headers, now_ms);
+            let rules = self.rule_set(session);
             self.config
                 .enrich
-                .upstream_headers(&ectx, peer_ip(session), self.tls)
+                .upstream_headers(rules, &ectx, peer_ip(session), self.tls)
         };
         let payload = body.as_deref().unwrap_or_default();
         let mut tried = vec![false; self.pool.len()];

@@ -9,11 +9,12 @@
 //!   [`event_type_hint`].
 //!
 //! Walking a whole body, applying the policies and addressing violations is `validate.rs`'s job.
-//! Every check here works on borrowed [`RawValue`]s and allocates only when it reports.
+//! Every check here works on borrowed [`Raw`] values and allocates only when it reports.
 
-use super::json::{self, Kind, Object};
+use super::json::{self, Kind, Object, Raw};
 use super::{Endpoint, ErrorParams, EventType, Policies, UnknownParams};
 use serde::{Serialize, Serializer};
+#[cfg(test)]
 use serde_json::value::RawValue;
 use std::collections::HashSet;
 use std::fmt;
@@ -176,7 +177,7 @@ impl ValueType {
 
     /// Checks `raw`; each problem is reported as (pointer tokens below `raw`, rule, detail).
     /// Returns true when nothing was reported.
-    pub fn check(self, raw: &RawValue, report: &mut Report<'_>) -> bool {
+    pub fn check(self, raw: Raw<'_>, report: &mut Report<'_>) -> bool {
         if Kind::of(raw) != self.kind() {
             report(
                 &[],
@@ -199,7 +200,7 @@ impl ValueType {
     }
 
     /// The checks of a scalar whose JSON kind is already right.
-    fn check_leaf(self, raw: &RawValue) -> Result<(), (Rule, String)> {
+    fn check_leaf(self, raw: Raw<'_>) -> Result<(), (Rule, String)> {
         match self {
             ValueType::NonEmptyString if raw.get().len() <= 2 => {
                 Err((Rule::MinLength, "must not be an empty string".into()))
@@ -753,7 +754,7 @@ pub fn check_param_value(
     }
     let raw = serde_json::value::to_raw_value(value).map_err(|e| format!("{key}: {e}"))?;
     let mut first: Option<String> = None;
-    ty.check(&raw, &mut |sub, _rule, detail| {
+    ty.check(Raw::from(&raw), &mut |sub, _rule, detail| {
         if first.is_none() {
             let mut path = key.to_string();
             for t in sub {
@@ -808,8 +809,19 @@ pub fn check_members(
 /// The detail of a `duplicate_key` violation.
 pub const DUPLICATE: &str = "duplicate key: each key may appear only once";
 
-fn check_customer_ids(raw: &RawValue, report: &mut Report<'_>) -> bool {
+/// The detail of a `type` violation on an object one of whose keys is an unpaired UTF-16
+/// surrogate escape (such as `"\udc00"`): JSON's grammar allows it, no string can hold it.
+pub const UNDECODABLE_KEYS: &str =
+    "expected an object with string keys, got an object with a key that is not Unicode text (an unpaired surrogate escape)";
+
+fn check_customer_ids(raw: Raw<'_>, report: &mut Report<'_>) -> bool {
     let Some(ids) = Object::parse(raw) else {
+        // An object (the kind was checked) with a key no string can hold.
+        report(
+            &[],
+            Rule::Type,
+            object_expected("an object of customer IDs", raw),
+        );
         return false;
     };
     let mut ok = true;
@@ -829,17 +841,15 @@ fn check_customer_ids(raw: &RawValue, report: &mut Report<'_>) -> bool {
             );
             check_members(&entry, &CUSTOMER_ID, unknown, &mut sub);
         } else {
-            let detail = format!(
-                "expected an object {{\"id\": string, \"authState\": 0|1|2}}, got {}",
-                describe(m.value)
-            );
+            let detail =
+                object_expected("an object {\"id\": string, \"authState\": 0|1|2}", m.value);
             sub(&[], Rule::Type, detail);
         }
     }
     ok
 }
 
-fn check_state_list(raw: &RawValue, report: &mut Report<'_>) -> bool {
+fn check_state_list(raw: Raw<'_>, report: &mut Report<'_>) -> bool {
     let Some(items) = json::parse_array(raw) else {
         return false;
     };
@@ -857,10 +867,7 @@ fn check_state_list(raw: &RawValue, report: &mut Report<'_>) -> bool {
             );
             check_members(&state, &STATE, unknown, &mut sub);
         } else {
-            let detail = format!(
-                "expected an object {{\"media.state.name\": name}}, got {}",
-                describe(item)
-            );
+            let detail = object_expected("an object {\"media.state.name\": name}", item);
             sub(&[], Rule::Type, detail);
         }
     }
@@ -875,7 +882,8 @@ fn prefixed<'t>(head: &'t str, tail: &[&'t str]) -> Vec<&'t str> {
 }
 
 /// Whether `raw` is an array with at least one element.
-pub fn is_non_empty_array(raw: &RawValue) -> bool {
+pub fn is_non_empty_array<'a>(raw: impl Into<Raw<'a>>) -> bool {
+    let raw = raw.into();
     Kind::of(raw) == Kind::Array
         && raw
             .get()
@@ -931,7 +939,8 @@ const QUOTE_MAX: usize = 40;
 
 /// Describes a value for a detail message: `the string "1800.5"`, `the number 1.5`, `null`,
 /// `an object`; long values by their type only.
-pub fn describe(raw: &RawValue) -> String {
+pub fn describe<'a>(raw: impl Into<Raw<'a>>) -> String {
+    let raw = raw.into();
     let text = raw.get();
     match Kind::of(raw) {
         Kind::Null => "null".into(),
@@ -942,9 +951,19 @@ pub fn describe(raw: &RawValue) -> String {
     }
 }
 
+/// The detail of a `type` violation where an object was expected: `expected <what>, got ...`,
+/// or [`UNDECODABLE_KEYS`] when `raw` is an object that could not be split.
+pub fn object_expected(what: &str, raw: Raw<'_>) -> String {
+    if raw.kind() == Kind::Object {
+        UNDECODABLE_KEYS.into()
+    } else {
+        format!("expected {what}, got {}", describe(raw))
+    }
+}
+
 /// A string value as JSON text when short, else `the value`.
-pub fn shown(raw: &RawValue) -> &str {
-    let text = raw.get();
+pub fn shown<'a>(raw: impl Into<Raw<'a>>) -> &'a str {
+    let text = raw.into().get();
     if text.len() <= QUOTE_MAX + 2 {
         text
     } else {
@@ -961,7 +980,7 @@ fn quote(s: &str) -> String {
     }
 }
 
-fn integer(raw: &RawValue) -> Result<i64, (Rule, String)> {
+fn integer(raw: Raw<'_>) -> Result<i64, (Rule, String)> {
     if !json::is_integer_literal(raw) {
         return Err((
             Rule::Type,
@@ -971,7 +990,7 @@ fn integer(raw: &RawValue) -> Result<i64, (Rule, String)> {
     json::as_i64(raw).ok_or_else(|| (Rule::Finite, out_of_range(raw, "a 64-bit integer")))
 }
 
-fn out_of_range(raw: &RawValue, what: &str) -> String {
+fn out_of_range(raw: Raw<'_>, what: &str) -> String {
     let text = raw.get();
     if text.len() <= QUOTE_MAX {
         format!("the number {text} is out of range (must fit {what})")
@@ -980,7 +999,7 @@ fn out_of_range(raw: &RawValue, what: &str) -> String {
     }
 }
 
-fn below<T: fmt::Display>(min: T, raw: &RawValue) -> String {
+fn below<T: fmt::Display>(min: T, raw: Raw<'_>) -> String {
     let text = raw.get();
     if text.len() <= QUOTE_MAX {
         format!("must be >= {min}, got {text}")

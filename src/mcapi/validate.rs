@@ -21,12 +21,11 @@
 //! nothing is allocated per parameter; paths and details are only built when a violation is
 //! recorded.
 
-use super::json::{self, Kind, Object};
+use super::json::{self, EventParts, Kind, Object, Parsed, Raw};
 use super::rules::{self, EventSpec, KeySet, Rule, ValueType, DUPLICATE};
 use super::{
     Checked, Document, Endpoint, Event, EventType, Policies, Severity, UnknownParams, Violation,
 };
-use serde_json::value::RawValue;
 use std::fmt::Write;
 
 /// Validates `body` sent to `endpoint` under `policies`; `now_ms` (Unix epoch milliseconds) is
@@ -43,25 +42,17 @@ pub fn check<'a>(
         current: None,
         violations: Vec::new(),
     };
-    let text = match std::str::from_utf8(body) {
+    let text = match json::utf8(body) {
         Ok(text) => text,
-        Err(e) => {
-            let detail = format!(
-                "the body is not valid UTF-8 (invalid byte at offset {})",
-                e.valid_up_to()
-            );
+        Err(detail) => {
             v.error(String::new(), Rule::Json, detail);
             return v.finish("", None);
         }
     };
-    let document = match serde_json::from_str::<&RawValue>(text) {
-        Ok(raw) => v.document(endpoint, raw),
-        Err(e) => {
-            v.error(
-                String::new(),
-                Rule::Json,
-                format!("the body is not valid JSON: {e}"),
-            );
+    let document = match json::parse_document(text) {
+        Ok(parsed) => v.document(endpoint, parsed),
+        Err(detail) => {
+            v.error(String::new(), Rule::Json, detail);
             None
         }
     };
@@ -97,15 +88,22 @@ impl Place {
 /// The five envelope members of an event, first occurrence of each.
 #[derive(Default)]
 struct Envelope<'a> {
-    player_time: Option<&'a RawValue>,
-    event_type: Option<&'a RawValue>,
-    params: Option<&'a RawValue>,
-    qoe_data: Option<&'a RawValue>,
-    custom_metadata: Option<&'a RawValue>,
+    player_time: Option<Raw<'a>>,
+    event_type: Option<Raw<'a>>,
+    params: Option<Raw<'a>>,
+    qoe_data: Option<Raw<'a>>,
+    custom_metadata: Option<Raw<'a>>,
+}
+
+/// An event with the envelope objects only the walk reads, split in the same pass as the body.
+struct Split<'a> {
+    event: Event<'a>,
+    player_time: Option<Object<'a>>,
+    qoe_data: Option<Object<'a>>,
 }
 
 impl<'a> Envelope<'a> {
-    fn slot(&mut self, key: &str) -> Option<&mut Option<&'a RawValue>> {
+    fn slot(&mut self, key: &str) -> Option<&mut Option<Raw<'a>>> {
         match key {
             "playerTime" => Some(&mut self.player_time),
             "eventType" => Some(&mut self.event_type),
@@ -144,12 +142,17 @@ impl Validator<'_> {
         self.push(path, rule, Severity::Warning, detail);
     }
 
-    fn document<'a>(&mut self, endpoint: Endpoint, raw: &'a RawValue) -> Option<Document<'a>> {
-        match (Kind::of(raw), endpoint) {
-            (Kind::Object, Endpoint::Sessions | Endpoint::Events) => {
-                let event = build_event(raw, 0)?;
-                self.current = event.event_type;
-                self.event(&event, Place::Single(endpoint));
+    fn document<'a>(&mut self, endpoint: Endpoint, parsed: Parsed<'a>) -> Option<Document<'a>> {
+        match (parsed, endpoint) {
+            (Parsed::Object(parts), Endpoint::Sessions | Endpoint::Events) => {
+                let Some(split) = build_event(parts, 0) else {
+                    // An object none of whose keys can be trusted: nothing else can be checked.
+                    self.error(String::new(), Rule::Type, rules::UNDECODABLE_KEYS.into());
+                    return None;
+                };
+                self.current = split.event.event_type;
+                self.event(&split, Place::Single(endpoint));
+                let event = split.event;
                 if endpoint == Endpoint::Sessions
                     && event.event_type == Some(EventType::SessionStart)
                 {
@@ -157,10 +160,15 @@ impl Validator<'_> {
                 }
                 Some(Document::Single(event))
             }
-            (Kind::Array, Endpoint::Sessions | Endpoint::Downloaded) => Some(Document::Batch(
-                self.batch(raw, endpoint == Endpoint::Sessions),
-            )),
-            (kind, _) => {
+            (Parsed::Array(_, elements), Endpoint::Sessions | Endpoint::Downloaded) => Some(
+                Document::Batch(self.batch(elements, endpoint == Endpoint::Sessions)),
+            ),
+            (parsed, _) => {
+                let kind = match &parsed {
+                    Parsed::Object(_) => Kind::Object,
+                    Parsed::Array(..) => Kind::Array,
+                    Parsed::Scalar(raw) => raw.kind(),
+                };
                 let expected = match endpoint {
                     Endpoint::Sessions => {
                         "a JSON object (one sessionStart event) or the deprecated array of a downloaded session"
@@ -170,14 +178,13 @@ impl Validator<'_> {
                 };
                 let detail = format!("expected {expected}, got {}", kind.article_name());
                 self.error(String::new(), Rule::BodyKind, detail);
-                unchecked_document(raw)
+                unchecked_document(parsed)
             }
         }
     }
 
     /// A batch: `/api/v1/downloaded`, or the deprecated array form of `/api/v1/sessions`.
-    fn batch<'a>(&mut self, raw: &'a RawValue, deprecated: bool) -> Vec<Event<'a>> {
-        let elements = json::parse_array(raw).unwrap_or_default();
+    fn batch<'a>(&mut self, elements: Vec<EventParts<'a>>, deprecated: bool) -> Vec<Event<'a>> {
         if elements.is_empty() {
             self.error(
                 String::new(),
@@ -190,13 +197,13 @@ impl Validator<'_> {
         let mut session_starts = 0usize;
         let mut previous_ts: Option<(usize, i64)> = None;
         for (i, element) in elements.into_iter().enumerate() {
-            let event = build_event(element, i);
-            self.current = event.as_ref().and_then(|e| e.event_type);
-            let ts = match &event {
-                Some(event) => self.event(event, Place::Element(i)),
+            let raw = element.raw;
+            let split = build_event(element, i);
+            self.current = split.as_ref().and_then(|s| s.event.event_type);
+            let ts = match &split {
+                Some(split) => self.event(split, Place::Element(i)),
                 None => {
-                    let detail =
-                        format!("expected an event object, got {}", rules::describe(element));
+                    let detail = rules::object_expected("an event object", raw);
                     self.error(path(Some(i), &[], &[]), Rule::Type, detail);
                     None
                 }
@@ -230,7 +237,7 @@ impl Validator<'_> {
                 }
                 previous_ts = Some((i, ts));
             }
-            if let Some(event) = event {
+            if let Some(Split { event, .. }) = split {
                 if deprecated && i == 0 && event.event_type == Some(EventType::SessionStart) {
                     self.downloaded_flag(&event, Some(0), true);
                 }
@@ -263,7 +270,8 @@ impl Validator<'_> {
     }
 
     /// Walks one event object; returns its `playerTime.ts` when that is a valid integer.
-    fn event(&mut self, event: &Event<'_>, place: Place) -> Option<i64> {
+    fn event(&mut self, split: &Split<'_>, place: Place) -> Option<i64> {
+        let event = &split.event;
         let at = place.index();
         let mut env = Envelope::default();
         for m in &event.object.members {
@@ -281,7 +289,7 @@ impl Validator<'_> {
         }
         let spec = self.event_type(event, env.event_type, place);
         let ts = match env.player_time {
-            Some(raw) => self.player_time(raw, place),
+            Some(raw) => self.player_time(raw, split.player_time.as_ref(), place),
             None => {
                 self.error(
                     path(at, &["playerTime"], &[]),
@@ -293,7 +301,7 @@ impl Validator<'_> {
         };
         self.params(event, env.params, spec, at);
         if let Some(raw) = env.qoe_data {
-            self.qoe_data(raw, at);
+            self.qoe_data(raw, split.qoe_data.as_ref(), at);
         }
         if let Some(raw) = env.custom_metadata {
             self.custom_metadata(event, raw, at);
@@ -305,7 +313,7 @@ impl Validator<'_> {
     fn event_type(
         &mut self,
         event: &Event<'_>,
-        raw: Option<&RawValue>,
+        raw: Option<Raw<'_>>,
         place: Place,
     ) -> Option<&'static EventSpec> {
         let here = || path(place.index(), &["eventType"], &[]);
@@ -353,13 +361,16 @@ impl Validator<'_> {
         Some(spec)
     }
 
-    fn player_time(&mut self, raw: &RawValue, place: Place) -> Option<i64> {
+    fn player_time(
+        &mut self,
+        raw: Raw<'_>,
+        object: Option<&Object<'_>>,
+        place: Place,
+    ) -> Option<i64> {
         let at = place.index();
-        let Some(object) = Object::parse(raw) else {
-            let detail = format!(
-                "expected an object {{\"playhead\": number, \"ts\": integer}}, got {}",
-                rules::describe(raw)
-            );
+        let Some(object) = object else {
+            let detail =
+                rules::object_expected("an object {\"playhead\": number, \"ts\": integer}", raw);
             self.error(path(at, &["playerTime"], &[]), Rule::Type, detail);
             return None;
         };
@@ -367,12 +378,9 @@ impl Validator<'_> {
             Rule::UnknownMember,
             "unknown member: playerTime holds only playhead and ts",
         );
-        rules::check_members(
-            &object,
-            &rules::PLAYER_TIME,
-            unknown,
-            &mut |sub, rule, d| self.error(path(at, &["playerTime"], sub), rule, d),
-        );
+        rules::check_members(object, &rules::PLAYER_TIME, unknown, &mut |sub, rule, d| {
+            self.error(path(at, &["playerTime"], sub), rule, d)
+        });
         let ts = object.get("ts").and_then(json::as_i64)?;
         self.ts_window(ts, place);
         Some(ts)
@@ -406,7 +414,7 @@ impl Validator<'_> {
     fn params(
         &mut self,
         event: &Event<'_>,
-        raw: Option<&RawValue>,
+        raw: Option<Raw<'_>>,
         spec: Option<&'static EventSpec>,
         at: Option<usize>,
     ) {
@@ -426,7 +434,7 @@ impl Validator<'_> {
             return;
         };
         let Some(params) = &event.params else {
-            let detail = format!("expected an object, got {}", rules::describe(raw));
+            let detail = rules::object_expected("an object", raw);
             self.error(path(at, &["params"], &[]), Rule::Type, detail);
             return;
         };
@@ -499,9 +507,9 @@ impl Validator<'_> {
         }
     }
 
-    fn qoe_data(&mut self, raw: &RawValue, at: Option<usize>) {
-        let Some(object) = Object::parse(raw) else {
-            let detail = format!("expected an object, got {}", rules::describe(raw));
+    fn qoe_data(&mut self, raw: Raw<'_>, object: Option<&Object<'_>>, at: Option<usize>) {
+        let Some(object) = object else {
+            let detail = rules::object_expected("an object", raw);
             self.error(path(at, &["qoeData"], &[]), Rule::Type, detail);
             return;
         };
@@ -509,18 +517,15 @@ impl Validator<'_> {
             Rule::UnknownQoeKey,
             "unknown qoeData key (the keys are media.qoe.bitrate, media.qoe.droppedFrames, media.qoe.framesPerSecond, media.qoe.timeToStart, media.qoe.errorID and media.qoe.errorSource)",
         );
-        rules::check_members(&object, &rules::QOE_DATA, unknown, &mut |sub, rule, d| {
+        rules::check_members(object, &rules::QOE_DATA, unknown, &mut |sub, rule, d| {
             self.error(path(at, &["qoeData"], sub), rule, d)
         });
     }
 
-    fn custom_metadata(&mut self, event: &Event<'_>, raw: &RawValue, at: Option<usize>) {
+    fn custom_metadata(&mut self, event: &Event<'_>, raw: Raw<'_>, at: Option<usize>) {
         let here = |sub: &[&str]| path(at, &["customMetadata"], sub);
         let Some(object) = &event.custom_metadata else {
-            let detail = format!(
-                "expected an object of strings, got {}",
-                rules::describe(raw)
-            );
+            let detail = rules::object_expected("an object of strings", raw);
             self.error(here(&[]), Rule::Type, detail);
             return;
         };
@@ -605,38 +610,41 @@ fn unknown_param_detail(name: &str, key: &str) -> String {
     }
 }
 
-/// Builds the [`Event`] view of one raw object: `None` when it is not an object.
-fn build_event(raw: &RawValue, index: usize) -> Option<Event<'_>> {
-    let object = Object::parse(raw)?;
+/// Builds the [`Event`] view of one split element: `None` when it is not an object (or one whose
+/// keys cannot be decoded).
+fn build_event(parts: EventParts<'_>, index: usize) -> Option<Split<'_>> {
+    let object = parts.object?;
     let event_type = object
         .get("eventType")
         .and_then(json::as_str)
         .and_then(|s| EventType::parse(&s));
-    let params = object.get("params").and_then(Object::parse);
-    let custom_metadata = object.get("customMetadata").and_then(Object::parse);
-    Some(Event {
-        index,
-        object,
-        event_type,
-        params,
-        custom_metadata,
+    Some(Split {
+        event: Event {
+            index,
+            object,
+            event_type,
+            params: parts.params,
+            custom_metadata: parts.custom_metadata,
+        },
+        player_time: parts.player_time,
+        qoe_data: parts.qoe_data,
     })
 }
 
 /// The document of a body whose kind is wrong for its endpoint (not validated further).
-fn unchecked_document(raw: &RawValue) -> Option<Document<'_>> {
-    match Kind::of(raw) {
-        Kind::Object => build_event(raw, 0).map(Document::Single),
-        Kind::Array => {
-            let elements = json::parse_array(raw)?;
+fn unchecked_document(parsed: Parsed<'_>) -> Option<Document<'_>> {
+    match parsed {
+        Parsed::Object(parts) => build_event(parts, 0).map(|s| Document::Single(s.event)),
+        Parsed::Array(_, elements) => {
             let events = elements
                 .into_iter()
                 .enumerate()
                 .filter_map(|(i, e)| build_event(e, i))
+                .map(|s| s.event)
                 .collect();
             Some(Document::Batch(events))
         }
-        _ => None,
+        Parsed::Scalar(_) => None,
     }
 }
 
