@@ -59,7 +59,8 @@ impl AccessLog {
                 return;
             }
             buffer.push(b'\n');
-            (buffer.len() >= FLUSH_AT).then(|| std::mem::replace(&mut *buffer, Vec::with_capacity(FLUSH_AT)))
+            (buffer.len() >= FLUSH_AT)
+                .then(|| std::mem::replace(&mut *buffer, Vec::with_capacity(FLUSH_AT)))
         };
         if let Some(block) = full {
             write_out(&block);

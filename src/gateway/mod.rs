@@ -15,6 +15,7 @@ pub mod pool;
 mod relay;
 pub mod respond;
 pub mod routes;
+mod series;
 pub mod upstream;
 
 use async_trait::async_trait;
@@ -44,6 +45,7 @@ pub struct Gateway {
     pool: Arc<Pool>,
     request_ids: RequestIds,
     access_log: Option<Arc<access_log::AccessLog>>,
+    series: series::Series,
     /// Whether the listener speaks TLS (for `X-Forwarded-Proto`).
     tls: bool,
 }
@@ -70,7 +72,10 @@ impl Gateway {
         access_log: Option<Arc<access_log::AccessLog>>,
     ) -> Gateway {
         pool.publish_health(&metrics);
+        let names: Vec<&str> = (0..pool.len()).map(|i| pool.name(i)).collect();
+        let series = series::Series::new(&metrics, &names);
         Gateway {
+            series,
             access_log,
             tls: config.server.tls.is_some(),
             config,
@@ -370,17 +375,11 @@ impl Gateway {
 
     fn count_events(&self, doc: &mcapi::Document) {
         for event in doc.events() {
-            self.metrics
-                .events
-                .with_label_values(&[mcapi::event_type_label(event.event_type)])
-                .inc();
+            self.series.event(event.event_type).inc();
             if event.event_type == Some(EventType::SessionStart) {
                 let ct = event.param_str("media.contentType");
                 let label = ct.as_deref().map_or("other", content_type_label);
-                self.metrics
-                    .sessions_started
-                    .with_label_values(&[label])
-                    .inc();
+                self.series.session(label).inc();
             }
         }
     }
@@ -451,26 +450,19 @@ impl ProxyHttp for Gateway {
         };
         let route = ctx.route.template();
         let elapsed = ctx.start.elapsed();
-        self.metrics
-            .requests
-            .with_label_values(&[route, status_label(status)])
-            .inc();
-        self.metrics
-            .request_duration
-            .with_label_values(&[route])
+        self.series
+            .count_request(&self.metrics, ctx.route, status, status_label(status));
+        self.series
+            .duration(ctx.route)
             .observe(elapsed.as_secs_f64());
         if ctx.body_bytes > 0 {
-            self.metrics
-                .request_body_bytes
-                .with_label_values(&[route])
+            self.series
+                .body_bytes(ctx.route)
                 .observe(ctx.body_bytes as f64);
         }
         let upstream = ctx.upstream.map(|i| self.pool.name(i));
-        if let (Some(name), Some(t)) = (upstream, ctx.upstream_time) {
-            self.metrics
-                .upstream_duration
-                .with_label_values(&[name])
-                .observe(t.as_secs_f64());
+        if let (Some(i), Some(t)) = (ctx.upstream, ctx.upstream_time) {
+            self.series.upstream_duration(i).observe(t.as_secs_f64());
         }
         if let Some(log) = &self.access_log {
             let ts = rfc3339_millis(unix_ms(SystemTime::now()));

@@ -176,10 +176,7 @@ impl Gateway {
             .config
             .location
             .rewrite(value, &upstream.authority, host);
-        self.metrics
-            .location_rewrites
-            .with_label_values(&[out.outcome.as_str()])
-            .inc();
+        self.series.location(out.outcome).inc();
         if out.outcome == location::Outcome::Foreign {
             return Ok(());
         }
