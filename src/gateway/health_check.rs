@@ -40,6 +40,9 @@ impl BackgroundService for HealthChecker {
             if let Some(probe) = &probe {
                 self.round(probe).await;
             }
+            for upstream in &self.pool.upstreams.list {
+                upstream.idle.prune();
+            }
             self.pool.publish_health(&self.metrics);
         }
     }

@@ -11,6 +11,7 @@ pub mod balance;
 pub mod forward;
 pub mod health;
 pub mod health_check;
+mod idle_pool;
 pub mod pool;
 mod relay;
 pub mod respond;

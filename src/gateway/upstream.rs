@@ -1,5 +1,6 @@
-//! The upstream exchange: one HTTP/1.1 request to a collection backend over pingora's pooled
-//! transport connector, written in a single `write` (header and body together), and its answer.
+//! The upstream exchange: one HTTP/1.1 request to a collection backend, on a connection made by
+//! pingora's transport connector (TCP or TLS) and kept in [`super::idle_pool`], written in a
+//! single `write` (header and body together), and its answer.
 //!
 //! mediagate holds the whole (validated, enriched) body before it contacts the upstream, so it
 //! writes the request itself rather than through pingora's proxy loop, which flushes the header
@@ -12,10 +13,11 @@ use bytes::BytesMut;
 use pingora_core::connectors::TransportConnector;
 use pingora_core::protocols::http::v1::client::HttpSession;
 use pingora_core::protocols::Stream;
-use pingora_core::upstreams::peer::{HttpPeer, Peer};
+use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorType};
 use tokio::io::AsyncWriteExt;
 
+use super::idle_pool::IdlePool;
 use crate::config;
 
 /// Why an exchange failed; the `kind` label of `mediagate_upstream_errors_total`.
@@ -112,6 +114,7 @@ pub struct Upstream {
     pub settings: config::Upstream,
     peer: HttpPeer,
     connector: TransportConnector,
+    pub idle: IdlePool,
 }
 
 /// The upstreams.
@@ -138,6 +141,7 @@ impl Upstreams {
                 settings: s.clone(),
                 peer,
                 connector: TransportConnector::new(Some(options)),
+                idle: IdlePool::new(pool_size, s.idle_timeout),
             });
         }
         Ok(Upstreams { list })
@@ -158,11 +162,17 @@ impl Upstreams {
         body: &[u8],
     ) -> Result<Answer<'_>, Failure> {
         let upstream = &self.list[index];
-        let (stream, reused) = upstream
-            .connector
-            .get_stream(&upstream.peer)
-            .await
-            .map_err(Failure::connecting)?;
+        let (stream, reused) = match upstream.idle.take() {
+            Some(stream) => (stream, true),
+            None => (
+                upstream
+                    .connector
+                    .new_stream(&upstream.peer)
+                    .await
+                    .map_err(Failure::connecting)?,
+                false,
+            ),
+        };
         match self.exchange(upstream, stream, head, body).await {
             Ok(session) => Ok(Answer { upstream, session }),
             Err((failure, false)) if reused && failure.kind == FailureKind::Reset => {
@@ -265,11 +275,7 @@ impl Answer<'_> {
     pub async fn release(mut self) {
         self.session.respect_keepalive();
         if let Some(stream) = self.session.reuse().await {
-            self.upstream.connector.release_stream(
-                stream,
-                self.upstream.peer.reuse_hash(),
-                Some(self.upstream.settings.idle_timeout),
-            );
+            self.upstream.idle.put(stream);
         }
     }
 }
