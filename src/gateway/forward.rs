@@ -77,13 +77,13 @@ pub fn request_head(
 /// Removes hop-by-hop headers from an upstream answer before it goes to the client.
 pub fn strip_downstream_hop_by_hop(header: &mut ResponseHeader) {
     let nominated = connection_nominated(&header.headers);
-    for name in NOT_FORWARDED_DOWNSTREAM
-        .iter()
-        .copied()
-        .map(String::from)
-        .chain(nominated)
-    {
-        header.remove_header(&name);
+    for name in NOT_FORWARDED_DOWNSTREAM {
+        if header.headers.contains_key(*name) {
+            header.remove_header(*name);
+        }
+    }
+    for name in &nominated {
+        header.remove_header(name);
     }
 }
 

@@ -47,10 +47,15 @@ impl ErrorReply<'_> {
     }
 }
 
-/// Adds the CORS headers, replacing any value already there.
+/// Adds the CORS headers, replacing any other value already there (an upstream answer usually
+/// carries them already, and is then left as it is).
 pub fn add_cors(header: &mut ResponseHeader) -> Result<()> {
     for (name, value) in CORS_HEADERS {
-        header.insert_header(name, value)?;
+        let present = header.headers.get_all(name).iter().count() == 1
+            && header.headers.get(name).is_some_and(|v| v.as_bytes() == value.as_bytes());
+        if !present {
+            header.insert_header(name, value)?;
+        }
     }
     Ok(())
 }
