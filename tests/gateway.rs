@@ -766,3 +766,23 @@ host = "kids.example.com"
         ) >= 1.0
     );
 }
+
+#[test]
+fn an_idle_session_expires_upstream_and_its_410_reaches_the_player() {
+    let gw = Gateway::start(Options {
+        emulator: "idle_timeout_seconds = 1".into(),
+        ..Options::default()
+    });
+    let sid = gw.start_session();
+    let path = format!("/api/v1/sessions/{sid}/events");
+    assert_eq!(gw.post(&path, PING).status, 204);
+    // Spec X31: no event for longer than the idle timeout. Poll until the emulator expires it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut r = gw.post(&path, PING);
+    while r.status == 204 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        r = gw.post(&path, PING);
+    }
+    assert_eq!(r.status, 410, "{}", r.text());
+    assert_cors(&r);
+}
