@@ -52,7 +52,10 @@ impl ErrorReply<'_> {
 pub fn add_cors(header: &mut ResponseHeader) -> Result<()> {
     for (name, value) in CORS_HEADERS {
         let present = header.headers.get_all(name).iter().count() == 1
-            && header.headers.get(name).is_some_and(|v| v.as_bytes() == value.as_bytes());
+            && header
+                .headers
+                .get(name)
+                .is_some_and(|v| v.as_bytes() == value.as_bytes());
         if !present {
             header.insert_header(name, value)?;
         }
