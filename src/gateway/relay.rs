@@ -180,11 +180,14 @@ impl Gateway {
         if out.outcome == location::Outcome::Foreign {
             return Ok(());
         }
-        let value = self
-            .pool
-            .tag_location(index, &out.value)
-            .unwrap_or(out.value);
-        header.insert_header("location", value)?;
+        match self.pool.tag_location(index, &out.value) {
+            Some(tagged) => header.insert_header("location", tagged)?,
+            None if out.outcome == location::Outcome::Rewritten => {
+                header.insert_header("location", out.value)?
+            }
+            // Kept as the upstream sent it: nothing to write.
+            None => {}
+        }
         Ok(())
     }
 
