@@ -1,5 +1,5 @@
-//! The pure request path of the gateway, per body: parse + validate ([`mcapi::check`]), then
-//! enrich and serialize ([`enrich::Rules::enrich_body`]) into the bytes that go upstream.
+//! The pure request path of the gateway, per body: parse + validate (`mcapi::check`), then
+//! enrich and serialize (`enrich::RuleSet::enrich_body`) into the bytes that go upstream.
 //!
 //! `make bench` (`cargo bench --bench request_path`). The rule set is the production shape: one
 //! `if_absent` param the fixtures lack (`media.streamType`), so a sessionStart's `params` object
@@ -8,7 +8,7 @@
 //! checked, looked at by enrichment and forwarded unchanged.
 //!
 //! Benches:
-//! - `check/<fixture>`: [`mcapi::check`] alone;
+//! - `check/<fixture>`: `mcapi::check` alone;
 //! - `full/<fixture>`: check, then enrichment, producing the bytes to forward.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -17,6 +17,10 @@ use mediagate::config::file;
 use mediagate::enrich::{Context, Rules};
 use mediagate::mcapi::{self, Endpoint, Policies};
 use std::hint::black_box;
+
+// The gateway binary's allocator (src/main.rs), so allocation costs are those of production.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const SESSION_START: &[u8] = include_bytes!("../tests/fixtures/session-start.json");
 const PING: &[u8] = include_bytes!("../tests/fixtures/ping.json");

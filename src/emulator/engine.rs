@@ -111,7 +111,7 @@ impl Emulator {
             Route::CreateSession => self.create(Endpoint::Sessions, req, now),
             Route::Download => self.create(Endpoint::Downloaded, req, now),
             Route::PostEvent(sid) => self.post_event(sid, req, now),
-            Route::Schema(t) => match schema_for(t) {
+            Route::Schema(t) => match schema_for(t, &self.policies) {
                 Some(body) => Reply::json_bytes(StatusCode::OK, body),
                 None => Reply::not_found("Unknown event type."),
             },

@@ -7,8 +7,8 @@
 //! it stayed idle past the idle timeout, `400` `{"message", "errors"}` for a body
 //! [`crate::mcapi::check`] rejects; the four CORS headers on every answer. Its own answers (not
 //! the backend's): `405` + `Allow` for another method on a known path, `404` for unknown paths,
-//! `413` above [`MAX_BODY_BYTES`]; `GET /api/v1/schemas/{eventType}` is a placeholder
-//! ([`schema::schema_for`]).
+//! `413` above [`MAX_BODY_BYTES`]; `GET /api/v1/schemas/{eventType}` answers the draft-04 JSON Schema
+//! generated from the rule table ([`crate::mcapi::schema::schema_for`]), 404 for unknown types.
 //!
 //! Inspection (for tests and users):
 //! - `GET /_emulator/sessions/{sid}`: `{"sid", "state": "open"|"closed"|"expired", "events":

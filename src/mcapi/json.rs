@@ -1,7 +1,7 @@
 //! A borrowed, span-preserving view of a JSON request body, built in one pass.
 //!
 //! Validation and enrichment never build a `serde_json::Value` tree. A body is read once by the
-//! [`Scanner`] below, which checks the grammar exactly as serde_json does (the same language: see
+//! `Scanner` below, which checks the grammar exactly as serde_json does (the same language: see
 //! the differential tests) and, while it is at it, splits the objects the validator reads — the
 //! event objects and, inside each, the first `playerTime`, `params`, `qoeData` and
 //! `customMetadata` — into `(key, raw value)` members that borrow from the body. Every other
@@ -19,7 +19,7 @@ use std::fmt;
 use std::ops::Range;
 
 /// The text of one JSON value: a slice of a document whose grammar was checked (by the
-/// [`Scanner`], or by serde_json for a [`RawValue`]). Only this module makes one from a `str`.
+/// `Scanner`, or by serde_json for a [`RawValue`]). Only this module makes one from a `str`.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Raw<'a>(&'a str);
 
@@ -274,10 +274,27 @@ pub fn is_integer_literal<'a>(raw: impl Into<Raw<'a>>) -> bool {
 /// The value of a raw integer literal, when it fits an `i64`.
 pub fn as_i64<'a>(raw: impl Into<Raw<'a>>) -> Option<i64> {
     let raw = raw.into();
-    if !is_integer_literal(raw) {
+    if raw.kind() != Kind::Number {
         return None;
     }
-    raw.0.parse::<i64>().ok()
+    // A number's grammar was checked: `-?digits`, then a fraction or exponent (not an integer
+    // literal) when anything but a digit follows. Accumulating downwards reaches i64::MIN.
+    let (negative, digits) = match raw.0.as_bytes() {
+        [b'-', rest @ ..] => (true, rest),
+        all => (false, all),
+    };
+    let mut value: i64 = 0;
+    for &b in digits {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        value = value.checked_mul(10)?.checked_sub(i64::from(b - b'0'))?;
+    }
+    if negative {
+        Some(value)
+    } else {
+        value.checked_neg()
+    }
 }
 
 pub fn as_bool<'a>(raw: impl Into<Raw<'a>>) -> Option<bool> {
@@ -320,10 +337,34 @@ pub fn pointer(tokens: &[&str]) -> String {
     path
 }
 
-/// Writes `s` as a JSON string literal.
+/// Writes `s` as a JSON string literal, escaped as serde_json escapes (`"`, `\\` and control
+/// characters; nothing else).
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
-    // serde_json's escaping; writing to a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
+    if needs_escape(s.as_bytes()) {
+        // serde_json's escaping; writing to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+        return;
+    }
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
+}
+
+/// Whether `bytes` holds a quote, a backslash or a control character.
+#[inline]
+fn needs_escape(bytes: &[u8]) -> bool {
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        if special_bytes(word) != 0 {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b == b'"' || b == b'\\' || b < 0x20)
 }
 
 /// The text is not JSON (the scanner stops at the first error; serde_json words it).
@@ -459,7 +500,7 @@ impl<'a> Scanner<'a> {
     /// Skips the string literal at `pos` (on its opening quote); returns whether it holds an
     /// escape. Control characters are refused; escapes are checked for form only (a `\u` escape
     /// needs four hex digits; which code unit it names is not checked, as serde_json).
-    #[inline]
+    #[inline(always)]
     fn string(&mut self) -> Scan<bool> {
         let bytes = self.text.as_bytes();
         let mut i = self.pos + 1;
@@ -581,11 +622,10 @@ impl<'a> Scanner<'a> {
             return Err(Syntax);
         }
         let start = self.pos;
-        let escaped = self.string()?;
-        let literal = &self.text[start..self.pos];
-        if !escaped {
-            return Ok(Some(Cow::Borrowed(&literal[1..literal.len() - 1])));
+        if !self.string()? {
+            return Ok(Some(Cow::Borrowed(&self.text[start + 1..self.pos - 1])));
         }
+        let literal = &self.text[start..self.pos];
         Ok(serde_json::from_str::<String>(literal).ok().map(Cow::Owned))
     }
 
@@ -1011,6 +1051,54 @@ mod tests {
             panic!()
         };
         assert!(parts.object.is_none());
+    }
+
+    #[test]
+    fn integers_and_escaping_agree_with_std_and_serde_json() {
+        for text in [
+            "0",
+            "-0",
+            "7",
+            "-7",
+            "1509045336653",
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "99999999999999999999",
+            "1.0",
+            "1e3",
+            "-1E-3",
+            "\"1\"",
+        ] {
+            let raw: &RawValue = serde_json::from_str(text).unwrap();
+            let expected = if is_integer_literal(raw) {
+                text.parse::<i64>().ok()
+            } else {
+                None
+            };
+            assert_eq!(as_i64(raw), expected, "{text}");
+        }
+        for s in [
+            "",
+            "media.id",
+            "a\"b",
+            "back\\slash",
+            "tab\there",
+            "\u{1}",
+            "\u{1f}",
+            " ",
+            "\u{7f}",
+            "é ü 😀",
+            "exactly8",
+            "sixteen-bytes-ok",
+            "long key with a quote at the end of it\"",
+            "/solidus/",
+        ] {
+            let mut out = Vec::new();
+            write_str(&mut out, s);
+            assert_eq!(out, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod json;
 pub mod rules;
+pub mod schema;
 pub mod validate;
 
 use json::Object;

@@ -478,7 +478,7 @@ table! {
 table! {
     /// `stateStart` / `stateEnd` params (spec §3.2.6), and one element of `statesStart` /
     /// `statesEnd` (spec §3.2.10).
-    STATE = [
+    pub STATE = [
         "media.state.name": ValueType::StateName, required;
     ]
 }
@@ -493,7 +493,7 @@ table! {
 
 table! {
     /// One entry of `visitor.customerIDs` (spec §4.1).
-    CUSTOMER_ID = [
+    pub CUSTOMER_ID = [
         "id": STR, required;
         "authState": ValueType::IntegerEnum(&[0, 1, 2]), required;
     ]
@@ -931,8 +931,20 @@ pub fn is_state_name(s: &str) -> bool {
 }
 
 fn is_name_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b == b'.'
+    NAME_BYTES[usize::from(b)]
 }
+
+/// `[a-zA-Z0-9_.]`, as a table: one load per byte.
+static NAME_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'_' || c == b'.';
+        b += 1;
+    }
+    table
+};
 
 /// Values longer than this many bytes of JSON text are described by type, not quoted.
 const QUOTE_MAX: usize = 40;
@@ -981,13 +993,16 @@ fn quote(s: &str) -> String {
 }
 
 fn integer(raw: Raw<'_>) -> Result<i64, (Rule, String)> {
+    if let Some(v) = json::as_i64(raw) {
+        return Ok(v);
+    }
     if !json::is_integer_literal(raw) {
         return Err((
             Rule::Type,
             format!("expected an integer, got {}", describe(raw)),
         ));
     }
-    json::as_i64(raw).ok_or_else(|| (Rule::Finite, out_of_range(raw, "a 64-bit integer")))
+    Err((Rule::Finite, out_of_range(raw, "a 64-bit integer")))
 }
 
 fn out_of_range(raw: Raw<'_>, what: &str) -> String {

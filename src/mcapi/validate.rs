@@ -14,10 +14,16 @@
 //!   `/N/playerTime/ts`;
 //! - when the body kind is wrong for the endpoint (an array on `/events`, an object on
 //!   `/downloaded`), the only violation is `body_kind`: the rules of the endpoint cannot apply to
-//!   the wrong kind, but the [`Document`] is still built for report mode.
+//!   the wrong kind, but the [`Document`] is still built for report mode;
+//! - `downloaded_flag` is at `/params/media.downloaded`, or at `/params` when there is no params
+//!   object to hold the flag;
+//! - an object the walk must read whose keys cannot all be decoded (a key holding an unpaired
+//!   UTF-16 surrogate escape such as `"\udc00"`, which JSON's grammar allows and no string can
+//!   hold) is a `type` violation at the object: at `""` for the body itself.
 //!
-//! Cost: serde_json checks the grammar once and objects are split into borrowed members
-//! (`json.rs`); known keys are found in the static tables of `rules.rs` and tracked in bitmasks;
+//! Cost: the body is read in one pass (`json.rs`), which checks the grammar and splits the event
+//! objects and their `playerTime`, `params`, `qoeData` and `customMetadata` into borrowed members
+//! on the way; known keys are found in the static tables of `rules.rs` and tracked in bitmasks;
 //! nothing is allocated per parameter; paths and details are only built when a violation is
 //! recorded.
 
@@ -265,8 +271,12 @@ impl Validator<'_> {
             }
             _ => return,
         };
-        let path = path(at, &["params", "media.downloaded"], &[]);
-        self.error(path, Rule::DownloadedFlag, detail.into());
+        // Without a params object the flag has no place of its own: point at `params`.
+        let tokens: &[&str] = match event.params {
+            Some(_) => &["params", "media.downloaded"],
+            None => &["params"],
+        };
+        self.error(path(at, tokens, &[]), Rule::DownloadedFlag, detail.into());
     }
 
     /// Walks one event object; returns its `playerTime.ts` when that is a valid integer.
@@ -1630,6 +1640,63 @@ mod tests {
                 let _ = check(Endpoint::Sessions, &flipped, &policies, NOW);
             }
         }
+    }
+
+    #[test]
+    fn keys_no_string_can_hold_are_never_waved_through() {
+        // A body whose own keys cannot be decoded used to be valid with no document.
+        let body = r#"{"\udc00": 1, "playerTime": {"playhead": 1, "ts": 1}, "eventType": "ping"}"#;
+        let c = run(Endpoint::Events, body.as_bytes());
+        assert_eq!(c.violations.len(), 1);
+        assert_eq!(
+            (c.violations[0].rule, c.violations[0].path.as_str()),
+            (Rule::Type, "")
+        );
+        assert!(c.document.is_none());
+        // Nor are customer IDs (they used to pass unchecked).
+        let ids = session_start().replace(
+            "\"media.id\":",
+            "\"visitor.customerIDs\": {\"\\ud800\": {\"id\": \"x\", \"authState\": 9}}, \"media.id\":",
+        );
+        assert_eq!(
+            errors(Endpoint::Sessions, &ids),
+            e(&[(Rule::Type, "/params/visitor.customerIDs")])
+        );
+        // Where the walk reads an object, the detail says what is wrong with it.
+        let pt = PING.replace("\"playhead\"", "\"\\udfff\": 0, \"playhead\"");
+        let c = run(Endpoint::Events, pt.as_bytes());
+        assert_eq!(c.violations[0].path, "/playerTime");
+        assert_eq!(c.violations[0].detail, rules::UNDECODABLE_KEYS);
+        // A paired surrogate escape is an ordinary key.
+        let paired = PING.replace("\"playhead\"", "\"\\ud83d\\ude00\": 0, \"playhead\"");
+        assert_eq!(
+            errors(Endpoint::Events, &paired),
+            e(&[(Rule::UnknownMember, "/playerTime/\u{1f600}")])
+        );
+        // Deeper down, where no rule reads, such keys are forwarded as before.
+        let deep = PING.replace("\"ping\"", "\"ping\", \"params\": {}");
+        let allow = Policies {
+            unknown_params: UnknownParams::Allow,
+            ..Policies::default()
+        };
+        let ss = session_start().replace(
+            "\"media.id\":",
+            "\"media.extra\": {\"\\udc00\": 1}, \"media.id\":",
+        );
+        assert!(check(Endpoint::Sessions, ss.as_bytes(), &allow, NOW).is_valid());
+        assert!(run(Endpoint::Events, deep.as_bytes()).is_valid());
+    }
+
+    #[test]
+    fn the_downloaded_flag_points_at_params_when_there_is_none() {
+        let start = r#"[{"eventType":"sessionStart","playerTime":{"playhead":0,"ts":10}}]"#;
+        assert_eq!(
+            errors(Endpoint::Sessions, start),
+            e(&[
+                (Rule::DownloadedFlag, "/0/params"),
+                (Rule::Required, "/0/params")
+            ])
+        );
     }
 
     /// `cargo test --release --lib mcapi::validate::tests::speed -- --ignored --nocapture`
