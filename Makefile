@@ -2,12 +2,14 @@
 #
 #   make run    build (release) and run the gateway in front of the built-in emulator
 #   make test   format check, lint, and every test (unit, integration, CLI)
-#   make bench  criterion benchmarks of the pure request path
+#   make bench        both benchmarks below
+#   make bench-micro  criterion benchmarks of the pure request path (parse, validate, enrich)
+#   make bench-load   mediagate against nginx and nginx + Lua under wrk (bench/run.sh, ~7 min)
 
 CARGO ?= cargo
 CONFIG ?= config/mediagate.toml
 
-.PHONY: run test lint build bench setup
+.PHONY: run test lint build bench bench-micro bench-load setup
 
 setup:
 	@./scripts/setup.sh
@@ -32,5 +34,10 @@ test:
 		$(CARGO) test --locked --all-targets --no-fail-fast; \
 	fi
 
-bench: setup
+bench: bench-micro bench-load
+
+bench-micro: setup
 	$(CARGO) bench --locked --bench request_path
+
+bench-load: build
+	./bench/run.sh

@@ -15,13 +15,20 @@
 #   BENCH_WARMUP [2] / BENCH_DURATION [8]   seconds of warm-up / measured load per cell
 #   BENCH_TARGETS ["upstream nginx nginx-lua mediagate"]
 #   BENCH_BODIES ["sessionStart ping"]      BENCH_CONNS ["50 1000"]
+#   BENCH_REPEAT [1]                        rounds of all cells; the report keeps each cell's median
 #   BENCH_IDLE_CONNS [10000]                0 skips the idle-connection test
 #   BENCH_IDLE_TARGETS ["nginx nginx-lua mediagate"]
 #   BENCH_SYSCALLS [1]                      0 skips the perf stat syscall counts
-#   BENCH_SYSCALL_DURATION [5]              seconds of load under perf stat per run
+#   BENCH_SYSCALL_DURATION [5]              seconds of load under perf stat / perf record
+#   BENCH_PROFILE [1]                       0 skips the CPU profiles (perf record)
+#   BENCH_PROFILE_TARGETS ["nginx mediagate"]
 #   BENCH_OUT [bench/results]               where the report goes
 #   BENCH_KEEP [0]                          1 keeps the scratch directory (logs, raw outputs)
+#   BENCH_QUIET_WAIT [60]                   seconds to wait before a cell for a quiet machine
+#   BENCH_OTHER_MAX [10] / BENCH_RETRIES [2] a cell during which other processes used more than
+#                                           this % of a core is measured again, at most this often
 #   MEDIAGATE_BIN [target/release/mediagate] (built with cargo build --release when missing)
+#   BENCH_MEDIAGATE_CONFIG [bench/mediagate.toml] another config, same ports, for experiments
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -30,16 +37,24 @@ FIXTURES=$ROOT/tests/fixtures
 
 WARMUP=${BENCH_WARMUP:-2}
 DURATION=${BENCH_DURATION:-8}
-TARGETS=${BENCH_TARGETS:-"upstream nginx nginx-lua mediagate"}
-BODIES=${BENCH_BODIES:-"sessionStart ping"}
-CONNS=${BENCH_CONNS:-"50 1000"}
+TARGETS=${BENCH_TARGETS-"upstream nginx nginx-lua mediagate"}
+BODIES=${BENCH_BODIES-"sessionStart ping"}
+CONNS=${BENCH_CONNS-"50 1000"}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
-IDLE_TARGETS=${BENCH_IDLE_TARGETS:-"nginx nginx-lua mediagate"}
+IDLE_TARGETS=${BENCH_IDLE_TARGETS-"nginx nginx-lua mediagate"}
 SYSCALLS=${BENCH_SYSCALLS:-1}
 SYSCALL_DURATION=${BENCH_SYSCALL_DURATION:-5}
+PROFILE=${BENCH_PROFILE:-1}
+PROFILE_TARGETS=${BENCH_PROFILE_TARGETS-"nginx mediagate"}
 OUT_DIR=${BENCH_OUT:-$BENCH_DIR/results}
 KEEP=${BENCH_KEEP:-0}
+QUIET_WAIT=${BENCH_QUIET_WAIT:-60}
+OTHER_MAX=${BENCH_OTHER_MAX:-10}
+RETRIES=${BENCH_RETRIES:-2}
+REPEAT=${BENCH_REPEAT:-1}
 MEDIAGATE=${MEDIAGATE_BIN:-$ROOT/target/release/mediagate}
+# Another mediagate config for experiments (same ports: 18084, admin 18090).
+MEDIAGATE_CONFIG=${BENCH_MEDIAGATE_CONFIG:-$BENCH_DIR/mediagate.toml}
 
 # Private ports on loopback only.
 HOST=127.0.0.1
@@ -65,10 +80,10 @@ SCRATCH=""
 POLICY_RC_CREATED=0
 
 stop_pid() { # pid signal
-  local pid=$1 sig=$2 i
+  local pid=$1 sig=$2
   kill -0 "$pid" 2>/dev/null || return 0
   kill "-$sig" "$pid" 2>/dev/null || true
-  for i in $(seq 1 50); do
+  for _ in $(seq 1 50); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
@@ -123,7 +138,7 @@ install_tools() {
   pkg_installed lua-cjson || need+=(lua-cjson)
   command -v curl >/dev/null 2>&1 || need+=(curl)
   command -v python3 >/dev/null 2>&1 || need+=(python3)
-  if [ "$SYSCALLS" = 1 ] && ! command -v perf >/dev/null 2>&1; then
+  if { [ "$SYSCALLS" = 1 ] || [ "$PROFILE" = 1 ]; } && ! command -v perf >/dev/null 2>&1; then
     need+=(linux-perf)
   fi
   [ ${#need[@]} -eq 0 ] && return 0
@@ -145,9 +160,13 @@ install_tools() {
     "${need[@]}" >"${SCRATCH:-/tmp}/apt.log" 2>&1; then
     # linux-perf is optional: retry without it.
     if [[ " ${need[*]} " == *" linux-perf "* ]]; then
-      need=("${need[@]/linux-perf/}")
-      DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-        ${need[*]} >"${SCRATCH:-/tmp}/apt.log" 2>&1 || die "apt-get install failed: see ${SCRATCH:-/tmp}/apt.log"
+      local p rest=()
+      for p in "${need[@]}"; do [ "$p" = linux-perf ] || rest+=("$p"); done
+      if [ ${#rest[@]} -gt 0 ]; then
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+          "${rest[@]}" >"${SCRATCH:-/tmp}/apt.log" 2>&1 ||
+          die "apt-get install failed: see ${SCRATCH:-/tmp}/apt.log"
+      fi
     else
       die "apt-get install failed: see ${SCRATCH:-/tmp}/apt.log"
     fi
@@ -167,8 +186,9 @@ install_tools() {
 check_tools() {
   command -v wrk >/dev/null 2>&1 || die "wrk not found (apt-get install wrk)"
   command -v nginx >/dev/null 2>&1 || die "nginx not found (apt-get install nginx-light)"
-  [ -f "$LUA_MODULE" ] && [ -f "$NDK_MODULE" ] ||
+  if [ ! -f "$LUA_MODULE" ] || [ ! -f "$NDK_MODULE" ]; then
     die "nginx Lua module not found at $LUA_MODULE (apt-get install libnginx-mod-http-lua)"
+  fi
   pkg_installed lua-cjson || die "lua-cjson not installed (apt-get install lua-cjson)"
   command -v curl >/dev/null 2>&1 || die "curl not found"
   command -v python3 >/dev/null 2>&1 || die "python3 not found"
@@ -179,7 +199,14 @@ check_tools() {
       SYSCALLS=0
     fi
   fi
-  case " $TARGETS $IDLE_TARGETS " in
+  if [ "$PROFILE" = 1 ]; then
+    if ! command -v perf >/dev/null 2>&1 ||
+      ! perf record -e cpu-clock -o /dev/null -- true >/dev/null 2>&1; then
+      log "perf record does not work here: skipping the CPU profiles"
+      PROFILE=0
+    fi
+  fi
+  case " $TARGETS $IDLE_TARGETS $PROFILE_TARGETS " in
   *" mediagate "*) ;;
   *) return 0 ;;
   esac
@@ -188,8 +215,8 @@ check_tools() {
     (cd "$ROOT" && cargo build --release --locked) || die "cargo build --release failed"
   fi
   [ -x "$MEDIAGATE" ] || die "mediagate binary not found at $MEDIAGATE"
-  "$MEDIAGATE" check -c "$BENCH_DIR/mediagate.toml" >/dev/null ||
-    die "mediagate check -c bench/mediagate.toml failed"
+  "$MEDIAGATE" check -c "$MEDIAGATE_CONFIG" >/dev/null ||
+    die "mediagate check -c $MEDIAGATE_CONFIG failed"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -218,6 +245,23 @@ mem_kb() { # field pid... -> sum of that field of /proc/PID/status
   echo "$total"
 }
 
+busy_ticks() { # CPU ticks the whole machine spent busy (user nice system irq softirq)
+  awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat
+}
+
+upstream_accepts() { # connections the upstream accepted so far (this query's own included)
+  curl -s --max-time 5 "http://$HOST:$PORT_UPSTREAM/_bench/stub_status" |
+    awk 'NR == 3 {print $1}'
+}
+
+ctx_switches() { # pid... -> voluntary nonvoluntary context switches, summed over all threads
+  local p
+  for p in "$@"; do
+    cat /proc/"$p"/task/*/status 2>/dev/null
+  done | awk '$1 == "voluntary_ctxt_switches:" {v += $2} $1 == "nonvoluntary_ctxt_switches:" {n += $2}
+              END {print v + 0, n + 0}'
+}
+
 reset_hwm() { # pid...: VmHWM back to the current RSS (Linux >= 4.0)
   local p
   for p in "$@"; do
@@ -231,12 +275,13 @@ children_of() { # pid -> its child pids
     kids=$(cat "/proc/$pid/task/$pid/children")
   fi
   [ -n "$kids" ] || kids=$(pgrep -P "$pid" 2>/dev/null || true)
+  # shellcheck disable=SC2086 # one line of pids
   echo $kids
 }
 
 wait_port() { # port seconds
-  local port=$1 secs=${2:-10} i
-  for i in $(seq 1 $((secs * 10))); do
+  local port=$1 secs=${2:-10}
+  for _ in $(seq 1 $((secs * 10))); do
     if (exec 3<>"/dev/tcp/$HOST/$port") 2>/dev/null; then return 0; fi
     sleep 0.1
   done
@@ -254,7 +299,7 @@ declare -A WORKERS=([upstream]=2 [nginx]=1 [nginx-lua]=1)
 declare -A MEASURED=() # name -> the pids whose CPU and memory are measured
 
 start_nginx() { # name
-  local name=$1 dir=$SCRATCH/$1 pid i kids
+  local name=$1 dir=$SCRATCH/$1 pid kids
   rm -rf "$dir"
   mkdir -p "$dir"
   cp "$BENCH_DIR/${CONF[$name]}" "$dir/nginx.conf"
@@ -264,7 +309,7 @@ start_nginx() { # name
   pid=$!
   PID[$name]=$pid
   wait_port "${PORT[$name]}" 10 || die "$name did not listen on ${PORT[$name]}: $(tail -5 "$dir/error.log" "$dir/stdout.log" 2>/dev/null)"
-  for i in $(seq 1 50); do
+  for _ in $(seq 1 50); do
     kids=$(children_of "$pid")
     [ "$(wc -w <<<"$kids")" -ge "${WORKERS[$name]}" ] && break
     sleep 0.1
@@ -279,7 +324,7 @@ start_mediagate() {
   rm -rf "$dir"
   mkdir -p "$dir"
   # The access log (stdout) goes to a file, like nginx's access_log.
-  "$MEDIAGATE" run -c "$BENCH_DIR/mediagate.toml" </dev/null >"$dir/access.log" 2>"$dir/error.log" &
+  "$MEDIAGATE" run -c "$MEDIAGATE_CONFIG" </dev/null >"$dir/access.log" 2>"$dir/error.log" &
   pid=$!
   PID[mediagate]=$pid
   wait_port "$PORT_MEDIAGATE" 15 || die "mediagate did not listen on $PORT_MEDIAGATE: $(tail -5 "$dir/error.log")"
@@ -373,58 +418,93 @@ bench_field() { # file key -> value from the BENCH line
   sed -n 's/^BENCH //p' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"
 }
 
+# Waits (at most QUIET_WAIT seconds) until the machine is quiet: a 1 s window in which the whole
+# machine is busy less than 15% of one core (our servers are idle between cells).
+wait_quiet() {
+  local waited=0 q0 q1
+  while :; do
+    q0=$(busy_ticks)
+    sleep 1
+    q1=$(busy_ticks)
+    [ $(((q1 - q0) * 100 / CLK_TCK)) -lt 15 ] && return 0
+    waited=$((waited + 1))
+    if [ "$waited" -ge "$QUIET_WAIT" ]; then
+      log "the machine is still busy ($(((q1 - q0) * 100 / CLK_TCK))% of a core) after ${QUIET_WAIT}s: measuring anyway"
+      return 0
+    fi
+  done
+}
+
 run_cell() { # target body conns
   local target=$1 body=$2 conns=$3 file path url out pids ups c0 c1 u0 u1 hwm wrk_s requests
+  local b0 b1 a0 a1 attempt other
   file=$(body_file "$body")
   path=$(body_path "$body")
   url="http://$HOST:${PORT[$target]}$path"
   out=$SCRATCH/wrk-$target-$body-$conns.txt
 
-  start_target "$target"
-  verify_target "$target"
-  pids=${MEASURED[$target]}
-  ups=${MEASURED[upstream]}
-  log "$target $body c=$conns: warm-up ${WARMUP}s, measure ${DURATION}s"
-  [ "$WARMUP" -gt 0 ] && run_wrk "$out.warmup" "$conns" "$WARMUP" "$url" "$file"
-  sleep 0.5
-  # shellcheck disable=SC2086
-  reset_hwm $pids
-  # shellcheck disable=SC2086
-  c0=$(cpu_ticks $pids)
-  # shellcheck disable=SC2086
-  u0=$(cpu_ticks $ups)
-  run_wrk "$out" "$conns" "$DURATION" "$url" "$file" --latency
-  # shellcheck disable=SC2086
-  c1=$(cpu_ticks $pids)
-  # shellcheck disable=SC2086
-  u1=$(cpu_ticks $ups)
-  # shellcheck disable=SC2086
-  hwm=$(mem_kb VmHWM $pids)
-  wrk_s=$(times_seconds "$out.times")
-  requests=$(bench_field "$out" requests)
-  [ "${requests:-0}" -gt 0 ] || die "$target $body c=$conns: no request completed"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+  for attempt in $(seq 1 $((RETRIES + 1))); do
+    wait_quiet
+    start_target "$target"
+    verify_target "$target"
+    pids=${MEASURED[$target]}
+    ups=${MEASURED[upstream]}
+    log "$target $body c=$conns: warm-up ${WARMUP}s, measure ${DURATION}s"
+    [ "$WARMUP" -gt 0 ] && run_wrk "$out.warmup" "$conns" "$WARMUP" "$url" "$file"
+    sleep 0.5
+    # shellcheck disable=SC2086
+    reset_hwm $pids
+    # shellcheck disable=SC2086
+    c0=$(cpu_ticks $pids)
+    # shellcheck disable=SC2086
+    u0=$(cpu_ticks $ups)
+    a0=$(upstream_accepts)
+    b0=$(busy_ticks)
+    run_wrk "$out" "$conns" "$DURATION" "$url" "$file" --latency
+    b1=$(busy_ticks)
+    # shellcheck disable=SC2086
+    c1=$(cpu_ticks $pids)
+    # shellcheck disable=SC2086
+    u1=$(cpu_ticks $ups)
+    a1=$(upstream_accepts)
+    # shellcheck disable=SC2086
+    hwm=$(mem_kb VmHWM $pids)
+    wrk_s=$(times_seconds "$out.times")
+    requests=$(bench_field "$out" requests)
+    [ "${requests:-0}" -gt 0 ] || die "$target $body c=$conns: no request completed"
+    stop_target "$target"
+    # The access logs grow by ~100 MB per cell: drop them.
+    rm -f "$SCRATCH/$target/access.log"
+    # Busy CPU of the machine not ours (% of one core): another load skewed the cell.
+    other=$(awk -v b=$((b1 - b0)) -v c=$((c1 - c0)) -v u=$((u1 - u0)) -v w="$wrk_s" \
+      -v t="$CLK_TCK" -v d="$(bench_field "$out" duration_us)" -v up="$([ "$target" = upstream ] && echo 1 || echo 0)" \
+      'BEGIN { o = b - c - (up ? 0 : u) - w * t; printf "%d", o / t / (d / 1e6) * 100 }')
+    if [ "$other" -le "$OTHER_MAX" ] || [ "$attempt" -gt "$RETRIES" ]; then
+      break
+    fi
+    log "$target $body c=$conns: other load on the machine (${other}% of a core): measuring again"
+  done
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
     "$target" "$body" "$conns" "$requests" "$(bench_field "$out" duration_us)" \
     "$(bench_field "$out" p50_us)" "$(bench_field "$out" p99_us)" \
     "$((c1 - c0))" "$((u1 - u0))" "$CLK_TCK" "$hwm" "$wrk_s" \
     "$(bench_field "$out" err_connect)" "$(bench_field "$out" err_read)" \
-    "$(bench_field "$out" err_status)" "$(bench_field "$out" err_timeout)" >>"$SCRATCH/cells.tsv"
-  stop_target "$target"
-  # The access logs grow by ~100 MB per cell: drop them.
-  rm -f "$SCRATCH/$target/access.log"
+    "$(bench_field "$out" err_status)" "$(bench_field "$out" err_timeout)" \
+    "$((b1 - b0))" "$((a1 - a0 - 1))" "$attempt" >>"$SCRATCH/cells.tsv"
 }
 
 # ---------------------------------------------------------------------------------------------
 # Idle keep-alive connections: N clients that each sent one ping, then hold the connection.
 
 idle_test() { # target
-  local target=$1 pids before after ready helper status rc=0 i
+  local target=$1 pids before after slab_before slab_after ready helper status rc=0
   start_target "$target"
   verify_target "$target"
   pids=${MEASURED[$target]}
   sleep 0.5
   # shellcheck disable=SC2086
   before=$(mem_kb VmRSS $pids)
+  slab_before=$(awk '$1 == "Slab:" {print $2}' /proc/meminfo)
   ready=$SCRATCH/idle-$target.ready
   rm -f "$ready"
   log "$target: opening $IDLE_CONNS idle keep-alive connections"
@@ -433,7 +513,7 @@ idle_test() { # target
     --hold 120 >"$SCRATCH/idle-$target.log" 2>&1 &
   helper=$!
   PID[idle-helper]=$helper
-  for i in $(seq 1 1200); do
+  for _ in $(seq 1 1200); do
     [ -f "$ready" ] && break
     kill -0 "$helper" 2>/dev/null || break
     sleep 0.1
@@ -442,14 +522,15 @@ idle_test() { # target
   sleep 1
   # shellcheck disable=SC2086
   after=$(mem_kb VmRSS $pids)
+  slab_after=$(awk '$1 == "Slab:" {print $2}' /proc/meminfo)
   status=$(cat "$ready")
   stop_proc idle-helper
   case $status in
   "ok=$IDLE_CONNS failed=0"*) ;;
   *) die "$target: not every idle connection was opened and answered: $status" ;;
   esac
-  printf '%s\t%s\t%s\t%s\t%s\n' "$target" "$IDLE_CONNS" "$before" "$after" \
-    "$(sed 's/.*seconds=\([0-9.]*\).*/\1/' <<<"$status")" >>"$SCRATCH/idle.tsv"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$target" "$IDLE_CONNS" "$before" "$after" \
+    "$slab_before" "$slab_after" >>"$SCRATCH/idle.tsv"
   stop_target "$target"
   return $rc
 }
@@ -459,7 +540,7 @@ idle_test() { # target
 # while wrk runs (50 connections). perf slows the proxy; only the counts are used.
 
 syscall_run() { # target body
-  local target=$1 body=$2 file path url out perf_out perf_pid pids
+  local target=$1 body=$2 file path url out perf_out perf_pid pids v0 n0 v1 n1
   file=$(body_file "$body")
   path=$(body_path "$body")
   url="http://$HOST:${PORT[$target]}$path"
@@ -470,18 +551,59 @@ syscall_run() { # target body
   pids=${MEASURED[$target]}
   log "$target $body: syscall counts (perf stat, ${SYSCALL_DURATION}s)"
   [ "$WARMUP" -gt 0 ] && run_wrk "$out.warmup" 50 "$WARMUP" "$url" "$file"
+  # perf counts the pids while its own workload (a sleep) runs: a background job of a script
+  # ignores SIGINT, so perf could not be stopped with it.
   perf stat -x, -e 'syscalls:sys_enter_*' -p "$(tr ' ' ',' <<<"$pids" | sed 's/,$//')" \
-    -o "$perf_out" >/dev/null 2>&1 &
+    -o "$perf_out" -- sleep $((SYSCALL_DURATION + 2)) >/dev/null 2>&1 &
   perf_pid=$!
   PID[perf]=$perf_pid
   sleep 1 # perf opens a few hundred tracepoints per thread before it counts
+  # shellcheck disable=SC2086
+  read -r v0 n0 <<<"$(ctx_switches $pids)"
   run_wrk "$out" 50 "$SYSCALL_DURATION" "$url" "$file"
-  stop_pid "$perf_pid" INT
+  # shellcheck disable=SC2086
+  read -r v1 n1 <<<"$(ctx_switches $pids)"
+  wait "$perf_pid" || true
   unset "PID[perf]"
+  grep -q 'sys_enter_' "$perf_out" || die "perf stat counted nothing: $(head -5 "$perf_out")"
   # counts: name<TAB>count, per run, with the request count
   awk -F, -v t="$target" -v b="$body" -v n="$(bench_field "$out" requests)" \
     '$1 ~ /^[0-9]+$/ && $1 > 0 { sub(/^syscalls:sys_enter_/, "", $3); printf "%s\t%s\t%s\t%s\t%s\n", t, b, n, $3, $1 }' \
     "$perf_out" >>"$SCRATCH/syscalls.tsv"
+  # Context switches of the proxy's threads during the same run, as two pseudo-syscalls.
+  printf '%s\t%s\t%s\t%s\t%s\n' "$target" "$body" "$(bench_field "$out" requests)" \
+    "(context switches, voluntary)" "$((v1 - v0))" \
+    "$target" "$body" "$(bench_field "$out" requests)" \
+    "(context switches, involuntary)" "$((n1 - n0))" >>"$SCRATCH/syscalls.tsv"
+  stop_target "$target"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Where the CPU goes: perf record (cpu-clock samples, no call graphs: self time only) of the
+# proxy's processes during a ping / sessionStart run at 50 connections.
+
+profile_run() { # target body
+  local target=$1 body=$2 file path url out data pids
+  file=$(body_file "$body")
+  path=$(body_path "$body")
+  url="http://$HOST:${PORT[$target]}$path"
+  out=$SCRATCH/profile-$target-$body.wrk
+  data=$SCRATCH/profile-$target-$body.data
+  start_target "$target"
+  verify_target "$target"
+  pids=${MEASURED[$target]}
+  log "$target $body: CPU profile (perf record, ${SYSCALL_DURATION}s)"
+  [ "$WARMUP" -gt 0 ] && run_wrk "$out.warmup" 50 "$WARMUP" "$url" "$file"
+  perf record -e cpu-clock -F 1999 -p "$(tr ' ' ',' <<<"$pids" | sed 's/,$//')" -o "$data" \
+    -- sleep $((SYSCALL_DURATION + 1)) >/dev/null 2>&1 &
+  PID[perf]=$!
+  sleep 0.5
+  run_wrk "$out" 50 "$SYSCALL_DURATION" "$url" "$file"
+  wait "${PID[perf]}" || true
+  unset "PID[perf]"
+  perf report -i "$data" --no-children --sort dso,sym --stdio -q -g none --percent-limit 0 \
+    2>/dev/null >"$SCRATCH/profile-$target-$body.txt" || true
+  rm -f "$data"
   stop_target "$target"
 }
 
@@ -528,6 +650,10 @@ main() {
       "$(dpkg-query -W -f='${Version}' lua-cjson 2>/dev/null)"
     printf 'wrk\t%s\n' "$(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')"
     printf 'mediagate\t%s\n' "$rev"
+    printf 'binary\t%s, built %s\n' "${MEDIAGATE#"$ROOT"/}" \
+      "$(date -u -r "$MEDIAGATE" '+%Y-%m-%d %H:%M:%S UTC' 2>/dev/null || echo '?')"
+    printf 'binary_name\t%s\n' "$(basename "$MEDIAGATE")"
+    printf 'config\t%s\n' "${MEDIAGATE_CONFIG#"$ROOT"/}"
     printf 'warmup\t%s\n' "$WARMUP"
     printf 'duration\t%s\n' "$DURATION"
     printf 'ulimit\t%s\n' "$want"
@@ -537,14 +663,24 @@ main() {
   : >"$SCRATCH/syscalls.tsv"
 
   log "scratch: $SCRATCH"
+  local q0 q1
+  q0=$(busy_ticks)
+  sleep 1
+  q1=$(busy_ticks)
+  if [ $(((q1 - q0) * 100 / CLK_TCK)) -gt 20 ]; then
+    log "warning: the machine is busy ($(((q1 - q0) * 100 / CLK_TCK))% of a core before the run): the numbers will be skewed"
+  fi
   start_nginx upstream
   verify_target upstream
 
-  local target body conns
-  for body in $BODIES; do
-    for conns in $CONNS; do
-      for target in $TARGETS; do
-        run_cell "$target" "$body" "$conns"
+  local target body conns rep
+  for rep in $(seq 1 "$REPEAT"); do
+    [ "$REPEAT" -gt 1 ] && log "round $rep of $REPEAT"
+    for body in $BODIES; do
+      for conns in $CONNS; do
+        for target in $TARGETS; do
+          run_cell "$target" "$body" "$conns"
+        done
       done
     done
   done
@@ -560,6 +696,14 @@ main() {
       for target in $TARGETS; do
         [ "$target" = upstream ] && continue
         syscall_run "$target" "$body"
+      done
+    done
+  fi
+
+  if [ "$PROFILE" = 1 ]; then
+    for body in $BODIES; do
+      for target in $PROFILE_TARGETS; do
+        profile_run "$target" "$body"
       done
     done
   fi
