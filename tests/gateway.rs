@@ -330,14 +330,7 @@ fn a_300_kb_chunked_batch_is_validated_then_forwarded_whole_with_a_content_lengt
     assert_eq!(seen["events"], expected, "the whole batch arrived");
     assert_eq!(seen["headers"][0]["content-length"], body.len().to_string());
     // The same connection is still usable.
-    let r = conn
-        .send(
-            "POST",
-            "/api/v1/sessions",
-            &[("Content-Type", "application/json")],
-            SESSION_START,
-        )
-        .unwrap();
+    let r = conn.post_json("/api/v1/sessions", SESSION_START).unwrap();
     assert_eq!(r.status, 201);
 }
 
@@ -488,14 +481,7 @@ fn expect_100_continue_is_answered_before_the_body_and_keeps_the_connection() {
     let r = conn.read_response("POST").expect("final answer");
     assert_eq!(r.status, 201);
     assert_eq!(r.header("connection"), Some("keep-alive"));
-    let r = conn
-        .send(
-            "POST",
-            "/api/v1/sessions",
-            &[("Content-Type", "application/json")],
-            SESSION_START,
-        )
-        .unwrap();
+    let r = conn.post_json("/api/v1/sessions", SESSION_START).unwrap();
     assert_eq!(r.status, 201);
 }
 

@@ -56,14 +56,7 @@ fn every_event_of_a_session_reaches_the_upstream_that_created_it() {
     }
     for sid in &sids {
         for _ in 0..3 {
-            let r = request(
-                gw.addr,
-                "POST",
-                &format!("/api/v1/sessions/{sid}/events"),
-                &[JSON],
-                PING,
-            )
-            .unwrap();
+            let r = gw.post(&format!("/api/v1/sessions/{sid}/events"), PING);
             assert_eq!(r.status, 204, "{}", r.text());
         }
     }
@@ -100,38 +93,17 @@ fn forged_tokens_get_404_and_plain_sids_go_to_the_first_upstream() {
         ..Options::default()
     });
     let sid = "5d41402abc4b2a76b9719d911017c592aa6cd1b2e3f40567890abcdef0123456";
-    let r = request(
-        gw.addr,
-        "POST",
-        &format!("/api/v1/sessions/0badf00d~{sid}/events"),
-        &[JSON],
-        PING,
-    )
-    .unwrap();
+    let r = gw.post(&format!("/api/v1/sessions/0badf00d~{sid}/events"), PING);
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["message"], "unknown session");
-    let r = request(
-        gw.addr,
-        "POST",
-        "/api/v1/sessions/0badf00d~NOT-HEX/events",
-        &[JSON],
-        PING,
-    )
-    .unwrap();
+    let r = gw.post("/api/v1/sessions/0badf00d~NOT-HEX/events", PING);
     assert_eq!(r.status, 404);
     // A sid handed out before a second upstream was added carries no token: the first upstream.
     let before = request(a.addr, "GET", "/_emulator/requests", &[], b"")
         .unwrap()
         .json()["count"]
         .as_u64();
-    let r = request(
-        gw.addr,
-        "POST",
-        &format!("/api/v1/sessions/{sid}/events"),
-        &[JSON],
-        PING,
-    )
-    .unwrap();
+    let r = gw.post(&format!("/api/v1/sessions/{sid}/events"), PING);
     assert_eq!(r.status, 404, "the emulator does not know it");
     let after = request(a.addr, "GET", "/_emulator/requests", &[], b"")
         .unwrap()

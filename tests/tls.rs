@@ -11,10 +11,8 @@ mod http_client;
 mod gateway;
 
 use gateway::{sid_of, Gateway, Options};
-use http_client::request;
 
 const SESSION_START: &[u8] = include_bytes!("fixtures/session-start.json");
-const JSON: (&str, &str) = ("Content-Type", "application/json");
 
 fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/tls/{name}", env!("CARGO_MANIFEST_DIR"))
@@ -42,14 +40,7 @@ fn an_https_upstream_verified_with_a_custom_ca() {
         )],
         ..Options::default()
     });
-    let r = request(
-        outer.addr,
-        "POST",
-        "/api/v1/sessions",
-        &[JSON],
-        SESSION_START,
-    )
-    .unwrap();
+    let r = outer.post("/api/v1/sessions", SESSION_START);
     assert_eq!(r.status, 201, "{}", r.text());
     let sid = sid_of(r.header("location").unwrap()).to_owned();
     let seen = inner.emulator_session(&sid);
@@ -70,14 +61,7 @@ fn an_upstream_certificate_that_does_not_verify_is_a_502() {
         )],
         ..Options::default()
     });
-    let r = request(
-        outer.addr,
-        "POST",
-        "/api/v1/sessions",
-        &[JSON],
-        SESSION_START,
-    )
-    .unwrap();
+    let r = outer.post("/api/v1/sessions", SESSION_START);
     assert_eq!(r.status, 502, "{}", r.text());
     assert_eq!(r.header("content-type"), Some("application/json"));
     assert!(

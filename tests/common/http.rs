@@ -81,6 +81,11 @@ impl Conn {
         }
     }
 
+    /// POSTs a JSON body on this connection.
+    pub fn post_json(&mut self, path: &str, body: &[u8]) -> io::Result<Response> {
+        self.send("POST", path, &[("Content-Type", "application/json")], body)
+    }
+
     /// Writes a request line and headers (with the defaults of [`Conn::send`]), no body.
     pub fn write_head(
         &mut self,
