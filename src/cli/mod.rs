@@ -27,7 +27,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the gateway (and the emulator when the file has an [emulator] section).
+    /// Run the gateway (and the emulator when the file has an `[emulator]` section).
     Run {
         /// Configuration file.
         #[arg(short, long, default_value = config::DEFAULT_PATH)]
@@ -51,7 +51,7 @@ pub enum Command {
     /// Validate one request body offline; print {"valid", "errors", "warnings"}; exit 0 valid,
     /// 1 invalid, 2 usage error.
     Validate {
-        /// Use this file's [validation] policies (defaults otherwise).
+        /// Use the `[validation]` policies of this file (defaults otherwise).
         #[arg(short, long)]
         config: Option<PathBuf>,
         /// The endpoint the body is sent to.

@@ -1,4 +1,4 @@
-//! Configuration: the file model ([`file`]), its validation, and the runtime [`Config`] with
+//! Configuration: the file model ([`mod@file`]), its validation, and the runtime [`Config`] with
 //! everything resolved (addresses, compiled enrichment rules, policies).
 //!
 //! Loading never touches the network: listen addresses must be IP literals, and upstream host

@@ -1,6 +1,6 @@
 //! The pingora glue: a `ProxyHttp` whose `request_filter` routes each request, reads and checks
 //! the body, calls the pure modules (validation, enrichment, Location rewriting), performs the
-//! upstream exchange ([`relay`]) and writes the answer; `logging` records metrics and the access
+//! upstream exchange (`relay`) and writes the answer; `logging` records metrics and the access
 //! log.
 //!
 //! Every request is answered from `request_filter` (it returns `Ok(true)`), so pingora's own

@@ -1,5 +1,5 @@
 //! The upstream exchange: one HTTP/1.1 request to a collection backend, on a connection made by
-//! pingora's transport connector (TCP or TLS) and kept in [`super::idle_pool`], written in a
+//! pingora's transport connector (TCP or TLS) and kept in `idle_pool`, written in a
 //! single `write` (header and body together), and its answer.
 //!
 //! mediagate holds the whole (validated, enriched) body before it contacts the upstream, so it

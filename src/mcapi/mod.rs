@@ -63,7 +63,7 @@ pub enum ErrorParams {
     Reject,
 }
 
-/// The configurable choices of the rule set (spec [INF] rules). `Default` is the documented
+/// The configurable choices of the rule set (the spec's `[INF]` rules). `Default` is the documented
 /// default of every `[validation]` key.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Policies {
