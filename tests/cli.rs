@@ -149,3 +149,20 @@ fn validate_uses_the_policies_of_a_config_file() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[test]
+fn run_says_plainly_when_an_address_is_taken() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let path = temp_config(
+        "busy",
+        &format!("[server]\nlisten = \"{addr}\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[[upstream]]\nurl = \"http://127.0.0.1:2\"\n"),
+    );
+    let out = mediagate(&["run", "-c", path.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("[server] listen") && stderr.contains(&addr.to_string()),
+        "{stderr}"
+    );
+}

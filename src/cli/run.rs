@@ -28,6 +28,14 @@ pub fn run(path: &Path, upgrade: bool) -> ExitCode {
         }
     };
     init_logging(&config.log_level);
+    if !upgrade {
+        // pingora retries a busy address for a few seconds and then panics in its service
+        // threads; say it plainly and exit instead. (With --upgrade the old process holds them.)
+        if let Err(e) = addresses_free(&config) {
+            eprintln!("mediagate: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let metrics = match Metrics::new() {
         Ok(m) => Arc::new(m),
         Err(e) => {
@@ -142,6 +150,22 @@ fn listener(config: &Config) -> pingora_error::Result<ListenerConfig> {
         l = l.tls(TlsSettings::intermediate(cert, key)?);
     }
     Ok(l)
+}
+
+/// Checks that every address the file listens on can be bound now.
+fn addresses_free(config: &Config) -> Result<(), String> {
+    let mut listens = vec![
+        ("[server] listen", config.server.listen),
+        ("[admin] listen", config.admin_listen),
+    ];
+    if let Some(e) = &config.emulator {
+        listens.push(("[emulator] listen", e.listen));
+    }
+    for (key, addr) in listens {
+        std::net::TcpListener::bind(addr)
+            .map_err(|e| format!("{key}: cannot listen on {addr}: {e}"))?;
+    }
+    Ok(())
 }
 
 fn server_conf(config: &Config) -> ServerConf {
