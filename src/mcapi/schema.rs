@@ -49,7 +49,7 @@ pub fn schema_for(event: EventType, policies: &Policies) -> Value {
         "id": format!("/api/v1/schemas/{name}"),
         "title": name,
         "description": format!(
-            "The body of a {name} event of the Streaming Media Collection API, as this gateway validates it."
+            "The body of an event of type {name} in the Streaming Media Collection API, as this gateway validates it."
         ),
         "type": "object",
         "additionalProperties": false,
