@@ -144,16 +144,6 @@ impl Rules {
             .map_or(&self.default, |s| &s.rules)
     }
 
-    /// Names of every rule set (`default` and the sites), for metrics.
-    pub fn set_names(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.default.name.as_str())
-            .chain(self.sites.iter().map(|s| s.rules.name.as_str()))
-    }
-
-    pub fn request_id_header(&self) -> Option<&HeaderName> {
-        self.request_id_header.as_ref()
-    }
-
     pub fn is_trusted(&self, peer: IpAddr) -> bool {
         self.trusted_proxies.iter().any(|c| c.contains(peer))
     }

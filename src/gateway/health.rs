@@ -56,10 +56,6 @@ impl Health {
         s.healthy.load(Ordering::Relaxed) && s.ejected_until_ms.load(Ordering::Relaxed) <= now_ms
     }
 
-    pub fn any_available(&self, now_ms: u64) -> bool {
-        (0..self.states.len()).any(|i| self.is_available(i, now_ms))
-    }
-
     /// A successful exchange.
     pub fn record_success(&self, i: usize) {
         let s = &self.states[i];
@@ -166,8 +162,8 @@ mod tests {
         let both = health(1);
         both.record_failure(0, 0);
         both.record_failure(1, 0);
-        assert!(!both.any_available(10));
-        assert!(both.any_available(1000));
+        assert!(!both.is_available(0, 10) && !both.is_available(1, 10));
+        assert!(both.is_available(0, 1000) && both.is_available(1, 1000));
     }
 
     #[test]

@@ -55,12 +55,4 @@ impl IdlePool {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         idle.retain(|(_, since)| now.duration_since(*since) < self.timeout);
     }
-
-    pub fn len(&self) -> usize {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }

@@ -58,6 +58,8 @@ pub struct RequestCtx {
     status: u16,
     body_bytes: usize,
     request_id: String,
+    /// The client's address (see `enrich::Rules::client_ip`), found once per request.
+    client_ip: Option<IpAddr>,
     upstream: Option<usize>,
     upstream_time: Option<Duration>,
     violations: usize,
@@ -111,7 +113,11 @@ impl Gateway {
                 ctx.status = 204;
                 respond::preflight(session).await
             }
-            Action::ForwardBodiless => self.forward(session, ctx, Target::Balanced, None).await,
+            Action::ForwardBodiless => {
+                let rules = self.rule_set(session);
+                self.forward(session, ctx, rules, Target::Balanced, None)
+                    .await
+            }
             Action::ForwardBody(endpoint) => {
                 self.forward_checked_body(session, ctx, endpoint).await
             }
@@ -195,11 +201,11 @@ impl Gateway {
                     .join(", ")
             );
         }
+        let rules = self.rule_set(session);
         let enriched = match &checked.document {
             Some(doc) => {
-                let rules = self.rule_set(session);
                 let headers = &session.req_header().headers;
-                let ectx = self.enrich_context(session, ctx, headers, now_ms);
+                let ectx = self.enrich_context(ctx, headers, now_ms);
                 rules
                     .enrich_body(checked.text, doc, &ectx)
                     .map(|(body, applied)| {
@@ -223,7 +229,7 @@ impl Gateway {
             }
             None => body,
         };
-        self.forward(session, ctx, target, Some(body)).await
+        self.forward(session, ctx, rules, target, Some(body)).await
     }
 
     /// Reads the whole request body, answering 413 above the limit and 400/408 when it cannot be
@@ -310,13 +316,12 @@ impl Gateway {
 
     fn enrich_context<'a>(
         &self,
-        session: &Session,
         ctx: &'a RequestCtx,
         headers: &'a http::HeaderMap,
         now_ms: u64,
     ) -> enrich::Context<'a> {
         enrich::Context {
-            client_ip: self.config.enrich.client_ip(peer_ip(session), headers),
+            client_ip: ctx.client_ip,
             request_id: &ctx.request_id,
             received_at_ms: now_ms,
             headers,
@@ -397,6 +402,7 @@ impl ProxyHttp for Gateway {
             status: 0,
             body_bytes: 0,
             request_id: String::new(),
+            client_ip: None,
             upstream: None,
             upstream_time: None,
             violations: 0,
@@ -416,6 +422,7 @@ impl ProxyHttp for Gateway {
             Some(id) => id.to_owned(),
             None => self.request_ids.next(),
         };
+        ctx.client_ip = self.config.enrich.client_ip(peer_ip(session), headers);
         let keepalive = if session.is_process_shutting_down() {
             None
         } else {

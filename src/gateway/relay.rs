@@ -10,6 +10,7 @@ use std::time::{Instant, SystemTime};
 
 use super::upstream::{Answer, Failure, FailureKind};
 use super::{forward, peer_ip, respond, unix_ms, Gateway, RequestCtx};
+use crate::enrich::RuleSet;
 use crate::location;
 
 /// Where a request may go.
@@ -21,11 +22,13 @@ pub enum Target {
 }
 
 impl Gateway {
-    /// Sends the request upstream and relays the answer. `body` is `None` for bodiless requests.
+    /// Sends the request upstream and relays the answer. `rules` is the request's enrichment rule
+    /// set (for the upstream headers); `body` is `None` for bodiless requests.
     pub(super) async fn forward(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
+        rules: &RuleSet,
         target: Target,
         body: Option<Bytes>,
     ) -> Result<()> {
@@ -41,8 +44,7 @@ impl Gateway {
         };
         let set = {
             let now_ms = unix_ms(SystemTime::now());
-            let ectx = self.enrich_context(session, ctx, &req.headers, now_ms);
-            let rules = self.rule_set(session);
+            let ectx = self.enrich_context(ctx, &req.headers, now_ms);
             self.config
                 .enrich
                 .upstream_headers(rules, &ectx, peer_ip(session), self.tls)
@@ -112,7 +114,7 @@ impl Gateway {
     ) -> Result<()> {
         let is_head = session.req_header().method == http::Method::HEAD;
         let Some(upstream_header) = answer.session.resp_header() else {
-            let failure = Failure::internal(FailureKind::Protocol, "no response header");
+            let failure = Failure::protocol("no response header");
             self.count_upstream_failure(ctx, index, &failure);
             return self
                 .error(session, ctx, 502, "the upstream answered badly", &[])

@@ -99,13 +99,9 @@ impl Failure {
         }
     }
 
-    pub fn internal(kind: FailureKind, what: &'static str) -> Failure {
-        Failure::new(Error::explain(ErrorType::H1Error, what)).with_kind(kind)
-    }
-
-    fn with_kind(mut self, kind: FailureKind) -> Failure {
-        self.kind = kind;
-        self
+    /// The upstream answered something that is not usable HTTP/1.
+    pub fn protocol(what: &'static str) -> Failure {
+        Failure::new(Error::explain(ErrorType::H1Error, what))
     }
 }
 
