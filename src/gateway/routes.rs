@@ -122,18 +122,18 @@ pub fn is_well_formed_sid(sid: &str, format: SidFormat) -> bool {
         SidFormat::Strict => {
             sid.len() == 64 && sid.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
         }
-        SidFormat::Lenient => {
-            (1..=256).contains(&sid.len())
-                && sid
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-'))
-        }
+        SidFormat::Lenient => sid_of_chars(sid, 256),
     }
 }
 
 /// The sid segment as clients send it: the upstream's sid, possibly with an affinity token.
 fn is_outward_sid(sid: &str) -> bool {
-    (1..=300).contains(&sid.len())
+    sid_of_chars(sid, 300)
+}
+
+/// 1 to `max` characters of `[A-Za-z0-9._~-]`.
+fn sid_of_chars(sid: &str, max: usize) -> bool {
+    (1..=max).contains(&sid.len())
         && sid
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-'))
