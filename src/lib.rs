@@ -1,6 +1,6 @@
 //! mediagate: a validating gateway for the Streaming Media Collection API, built on pingora.
 //!
-//! Pure domain modules ([`mcapi`], [`enrich`], [`location`]) do the work; [`gateway`],
+//! Pure domain modules ([`mcapi`], [`enrich`], [`location`], [`http1`]) do the work; [`gateway`],
 //! [`admin`] and [`emulator`] are the pingora glue; [`config`] and [`metrics`] tie them together.
 
 pub mod admin;
@@ -9,6 +9,7 @@ pub mod config;
 pub mod emulator;
 pub mod enrich;
 pub mod gateway;
+pub mod http1;
 pub mod location;
 pub mod mcapi;
 pub mod metrics;

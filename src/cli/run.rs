@@ -1,7 +1,7 @@
 //! `mediagate run` and `mediagate emulate`: build pingora's server from our configuration.
 
 use pingora_core::listeners::tls::TlsSettings;
-use pingora_core::listeners::{L4BufferSettings, ListenerConfig, DEFAULT_L4_WRITE_BUFFER_SIZE};
+use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
@@ -16,6 +16,7 @@ use crate::emulator::{self, EmulatorSettings};
 use crate::gateway::access_log::{AccessLog, Flusher};
 use crate::gateway::health_check::HealthChecker;
 use crate::gateway::pool::Pool;
+use crate::gateway::service::GatewayApp;
 use crate::gateway::Gateway;
 use crate::metrics::Metrics;
 
@@ -57,10 +58,9 @@ pub fn run(path: &Path, upgrade: bool) -> ExitCode {
         server.add_service(background_service("access log", Flusher(log.clone())));
     }
     let gateway = Gateway::new(config.clone(), metrics.clone(), pool.clone(), access_log);
-    let mut proxy = pingora_proxy::http_proxy_service_with_name(
-        &server.configuration,
-        gateway,
-        "mediagate gateway",
+    let mut proxy = Service::new(
+        "mediagate gateway".to_owned(),
+        GatewayApp(Arc::new(gateway)),
     );
     match listener(&config) {
         Ok(l) => proxy.add_listener(l),
@@ -139,13 +139,11 @@ pub fn emulate(settings: EmulatorSettings) -> ExitCode {
     server.run_forever()
 }
 
-/// The players' listener. Its read buffer is 4 KiB instead of pingora's 64 KiB: a tracking
-/// call's header and a typical body fit in one read, bodies larger than the buffer are read
-/// straight into pingora's body buffer, and an idle keep-alive connection then holds a few
-/// kilobytes instead of a 64 KiB allocation.
+/// The players' listener. Unbuffered: the gateway's connection loop reads into its own buffer,
+/// which exists only while a request is being read, and writes each answer in one write.
 fn listener(config: &Config) -> pingora_error::Result<ListenerConfig> {
     let mut l = ListenerConfig::tcp(config.server.listen.to_string())
-        .l4_buffer(L4BufferSettings::new(4096, DEFAULT_L4_WRITE_BUFFER_SIZE));
+        .l4_buffer(L4BufferSettings::unbuffered());
     if let Some((cert, key)) = &config.server.tls {
         l = l.tls(TlsSettings::intermediate(cert, key)?);
     }

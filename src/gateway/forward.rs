@@ -1,10 +1,9 @@
 //! Building the upstream request header and the downstream answer header.
 //!
-//! Pure apart from pingora's header types: which client headers travel upstream (all but
-//! hop-by-hop ones and those the gateway sets), and which upstream headers travel back.
+//! Pure: which client headers travel upstream (all but hop-by-hop ones and those the gateway
+//! sets), and which upstream headers travel back.
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use pingora_http::ResponseHeader;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) and those the gateway always sets itself.
 const NOT_FORWARDED_UPSTREAM: &[&str] = &[
@@ -21,7 +20,8 @@ const NOT_FORWARDED_UPSTREAM: &[&str] = &[
     "content-length",
 ];
 
-/// Hop-by-hop headers of an upstream answer; framing headers stay (pingora re-frames from them).
+/// Hop-by-hop headers of an upstream answer, and its framing headers (the gateway frames the
+/// answer to the client itself).
 const NOT_FORWARDED_DOWNSTREAM: &[&str] = &[
     "connection",
     "keep-alive",
@@ -30,6 +30,8 @@ const NOT_FORWARDED_DOWNSTREAM: &[&str] = &[
     "te",
     "trailer",
     "upgrade",
+    "transfer-encoding",
+    "content-length",
 ];
 
 /// Serializes an HTTP/1.1 request header for the upstream.
@@ -74,17 +76,19 @@ pub fn request_head(
     out
 }
 
-/// Removes hop-by-hop headers from an upstream answer before it goes to the client.
-pub fn strip_downstream_hop_by_hop(header: &mut ResponseHeader) {
-    let nominated = connection_nominated(&header.headers);
-    for name in NOT_FORWARDED_DOWNSTREAM {
-        if header.headers.contains_key(*name) {
-            header.remove_header(*name);
-        }
-    }
-    for name in &nominated {
-        header.remove_header(name);
-    }
+/// The headers of an upstream answer that travel to the client: all but hop-by-hop and framing
+/// ones, those named in its `Connection` field, and `skip` (the ones the gateway writes itself).
+pub fn downstream_headers<'a>(
+    headers: &'a HeaderMap,
+    skip: &'a [&'a str],
+) -> impl Iterator<Item = (&'a HeaderName, &'a HeaderValue)> + 'a {
+    let nominated = connection_nominated(headers);
+    headers.iter().filter(move |(name, _)| {
+        let n = name.as_str();
+        !NOT_FORWARDED_DOWNSTREAM.contains(&n)
+            && !skip.contains(&n)
+            && !nominated.iter().any(|c| c == n)
+    })
 }
 
 /// Header names listed in `Connection` (they are hop-by-hop too).
@@ -150,18 +154,21 @@ mod tests {
 
     #[test]
     fn upstream_hop_by_hop_headers_are_dropped() {
-        let mut r = ResponseHeader::build(201, None).unwrap();
-        r.insert_header("connection", "keep-alive, x-internal")
-            .unwrap();
-        r.insert_header("keep-alive", "timeout=5").unwrap();
-        r.insert_header("x-internal", "1").unwrap();
-        r.insert_header("location", "/api/v1/sessions/x").unwrap();
-        r.insert_header("content-length", "0").unwrap();
-        strip_downstream_hop_by_hop(&mut r);
-        assert!(r.headers.get("connection").is_none());
-        assert!(r.headers.get("keep-alive").is_none());
-        assert!(r.headers.get("x-internal").is_none());
-        assert!(r.headers.get("location").is_some());
-        assert!(r.headers.get("content-length").is_some());
+        let mut h = HeaderMap::new();
+        h.insert("connection", "keep-alive, X-Internal".parse().unwrap());
+        h.insert("keep-alive", "timeout=5".parse().unwrap());
+        h.insert("x-internal", "1".parse().unwrap());
+        h.insert("location", "/api/v1/sessions/x".parse().unwrap());
+        h.insert("content-length", "0".parse().unwrap());
+        h.insert("transfer-encoding", "chunked".parse().unwrap());
+        h.insert("x-trace", "7".parse().unwrap());
+        h.insert(
+            "access-control-allow-origin",
+            "example.com".parse().unwrap(),
+        );
+        let kept: Vec<&str> = downstream_headers(&h, &["access-control-allow-origin"])
+            .map(|(n, _)| n.as_str())
+            .collect();
+        assert_eq!(kept, ["location", "x-trace"]);
     }
 }

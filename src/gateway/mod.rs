@@ -1,13 +1,15 @@
-//! The pingora glue: a `ProxyHttp` whose `request_filter` routes each request, reads and checks
-//! the body, calls the pure modules (validation, enrichment, Location rewriting), performs the
-//! upstream exchange (`relay`) and writes the answer; `logging` records metrics and the access
-//! log.
+//! The gateway: for each request [`service`] reads off a player's connection, [`Gateway::serve`]
+//! routes it, reads and checks the body, calls the pure modules (validation, enrichment, Location
+//! rewriting), performs the upstream exchange ([`relay`]), writes the answer, and records
+//! metrics and the access log.
 //!
-//! Every request is answered from `request_filter` (it returns `Ok(true)`), so pingora's own
-//! upstream phases never run: see [`upstream`] for why the exchange is done here.
+//! pingora provides the server (listeners, TLS, graceful upgrade and shutdown, background
+//! services) and the upstream connector; the HTTP/1 exchange on both sides is mediagate's own
+//! (see [`service`] and [`upstream`] for why).
 
 pub mod access_log;
 pub mod balance;
+mod downstream;
 pub mod forward;
 pub mod health;
 pub mod health_check;
@@ -17,13 +19,11 @@ mod relay;
 pub mod respond;
 pub mod routes;
 mod series;
+pub mod service;
 pub mod upstream;
 
-use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
-use pingora_core::upstreams::peer::HttpPeer;
-use pingora_error::{Error, ErrorType, Result};
-use pingora_proxy::{ProxyHttp, Session};
+use bytes::Bytes;
+use pingora_error::Result;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -33,6 +33,7 @@ use crate::config::{Config, Mode};
 use crate::enrich::{self, template::rfc3339_millis};
 use crate::mcapi::{self, Endpoint, EventType, Severity};
 use crate::metrics::{content_type_label, Metrics};
+use downstream::{BodyFailure, Conn, Exchange, HeadFailure};
 use pool::{OwnerError, Pool};
 use relay::Target;
 use respond::ErrorReply;
@@ -51,7 +52,7 @@ pub struct Gateway {
     tls: bool,
 }
 
-/// Per-request state, read by `logging`.
+/// Per-request state, read by [`Gateway::log_request`].
 pub struct RequestCtx {
     start: Instant,
     route: Route,
@@ -89,16 +90,13 @@ impl Gateway {
     }
 
     /// Routes the request and writes the whole answer.
-    async fn handle(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
-        let req = session.req_header();
+    async fn handle(&self, ex: &mut Exchange<'_>, ctx: &mut RequestCtx) -> Result<()> {
+        let req = &ex.head;
         let (route, action) = routes::dispatch(&req.method, req.uri.path());
         ctx.route = route;
         match action {
-            Action::NotFound => self.error(session, ctx, 404, "no such route", &[]).await,
-            Action::MalformedSid => {
-                self.error(session, ctx, 404, "malformed session id", &[])
-                    .await
-            }
+            Action::NotFound => self.error(ex, ctx, 404, "no such route", &[]).await,
+            Action::MalformedSid => self.error(ex, ctx, 404, "malformed session id", &[]).await,
             Action::MethodNotAllowed => {
                 let reply = ErrorReply {
                     status: 405,
@@ -107,26 +105,25 @@ impl Gateway {
                     headers: &[("allow", route.allow())],
                 };
                 ctx.status = 405;
-                respond::error(session, reply).await
+                let answer = respond::error_answer(&reply, ex.version(), ex.keep_alive());
+                ex.send(&answer).await
             }
             Action::Preflight => {
                 ctx.status = 204;
-                respond::preflight(session).await
+                let answer = respond::preflight_answer(ex.version(), ex.keep_alive());
+                ex.send(&answer).await
             }
             Action::ForwardBodiless => {
-                let rules = self.rule_set(session);
-                self.forward(session, ctx, rules, Target::Balanced, None)
-                    .await
+                let rules = self.rule_set(ex);
+                self.forward(ex, ctx, rules, Target::Balanced, None).await
             }
-            Action::ForwardBody(endpoint) => {
-                self.forward_checked_body(session, ctx, endpoint).await
-            }
+            Action::ForwardBody(endpoint) => self.forward_checked_body(ex, ctx, endpoint).await,
         }
     }
 
     /// Where an events request goes: its session's owner, with the upstream's own sid in the path.
-    fn events_target(&self, session: &Session) -> std::result::Result<Target, &'static str> {
-        let uri = &session.req_header().uri;
+    fn events_target(&self, ex: &Exchange<'_>) -> std::result::Result<Target, &'static str> {
+        let uri = &ex.head.uri;
         let outward = routes::sid_of(uri.path()).ok_or("no such route")?;
         match self.pool.owner(outward, self.config.validation.sid_format) {
             Ok((index, sid)) => {
@@ -144,28 +141,24 @@ impl Gateway {
 
     async fn forward_checked_body(
         &self,
-        session: &mut Session,
+        ex: &mut Exchange<'_>,
         ctx: &mut RequestCtx,
         endpoint: Endpoint,
     ) -> Result<()> {
         let cfg = &self.config;
         let target = if endpoint == Endpoint::Events {
-            match self.events_target(session) {
+            match self.events_target(ex) {
                 Ok(t) => t,
-                Err(message) => return self.error(session, ctx, 404, message, &[]).await,
+                Err(message) => return self.error(ex, ctx, 404, message, &[]).await,
             }
         } else {
             Target::Balanced
         };
-        let content_type = session
-            .req_header()
-            .headers
-            .get("content-type")
-            .map(|v| v.as_bytes());
+        let content_type = ex.head.headers.get("content-type").map(|v| v.as_bytes());
         if !routes::content_type_accepted(content_type, cfg.validation.content_type) {
             return self
                 .error(
-                    session,
+                    ex,
                     ctx,
                     415,
                     "unsupported content type: send application/json",
@@ -173,7 +166,7 @@ impl Gateway {
                 )
                 .await;
         }
-        let Some(body) = self.read_body(session, ctx).await? else {
+        let Some(body) = self.read_body(ex, ctx).await? else {
             return Ok(());
         };
         ctx.body_bytes = body.len();
@@ -186,7 +179,7 @@ impl Gateway {
         if mode == Mode::Enforce && !checked.is_valid() {
             let errors: Vec<&mcapi::Violation> = checked.errors().collect();
             return self
-                .error(session, ctx, 400, "invalid request body", &errors)
+                .error(ex, ctx, 400, "invalid request body", &errors)
                 .await;
         }
         if mode == Mode::Report && !checked.is_valid() {
@@ -201,10 +194,10 @@ impl Gateway {
                     .join(", ")
             );
         }
-        let rules = self.rule_set(session);
+        let rules = self.rule_set(ex);
         let enriched = match &checked.document {
             Some(doc) => {
-                let headers = &session.req_header().headers;
+                let headers = &ex.head.headers;
                 let ectx = self.enrich_context(ctx, headers, now_ms);
                 rules
                     .enrich_body(checked.text, doc, &ectx)
@@ -229,76 +222,41 @@ impl Gateway {
             }
             None => body,
         };
-        self.forward(session, ctx, rules, target, Some(body)).await
+        self.forward(ex, ctx, rules, target, Some(body)).await
     }
 
     /// Reads the whole request body, answering 413 above the limit and 400/408 when it cannot be
     /// read. `None` means an answer was written.
     async fn read_body(
         &self,
-        session: &mut Session,
+        ex: &mut Exchange<'_>,
         ctx: &mut RequestCtx,
     ) -> Result<Option<Bytes>> {
         let max = self.config.server.max_body_bytes;
-        let declared = session
-            .req_header()
-            .headers
-            .get("content-length")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        if declared.is_some_and(|len| len > max as u64) {
-            // The body is left unread, so pingora closes the connection after this answer.
-            self.error(session, ctx, 413, &too_large(max), &[]).await?;
-            return Ok(None);
-        }
-        let expects_continue = session
-            .req_header()
-            .headers
-            .get("expect")
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-        if expects_continue {
-            let downstream = session.as_downstream_mut();
-            // A 100 Continue before the body would otherwise switch keep-alive off.
-            downstream.set_close_on_response_before_downstream_finish(false);
-            downstream.write_continue_response().await?;
-            downstream.set_close_on_response_before_downstream_finish(true);
-        }
-        let mut buf = BytesMut::with_capacity(declared.map_or(4096, |l| l as usize));
-        loop {
-            let read = tokio::time::timeout(
-                self.config.server.client_read_timeout,
-                session.read_request_body(),
-            );
-            let chunk = match read.await {
-                Ok(Ok(Some(chunk))) => chunk,
-                Ok(Ok(None)) => break,
-                Ok(Err(e)) => {
-                    log::debug!("request {}: reading the body failed: {e}", ctx.request_id);
-                    session.as_downstream_mut().set_keepalive(None);
-                    self.error(session, ctx, 400, "the request body could not be read", &[])
-                        .await?;
-                    return Ok(None);
-                }
-                Err(_) => {
-                    session.as_downstream_mut().set_keepalive(None);
-                    self.error(session, ctx, 408, "timed out reading the request body", &[])
-                        .await?;
-                    return Ok(None);
-                }
-            };
-            if buf.len() + chunk.len() > max {
-                session.as_downstream_mut().set_keepalive(None);
-                self.error(session, ctx, 413, &too_large(max), &[]).await?;
-                return Ok(None);
+        let failure = match ex.read_body(max).await {
+            Ok(body) => return Ok(Some(body)),
+            Err(failure) => failure,
+        };
+        // The rest of the stream is not a request boundary any more: close after the answer.
+        ex.close_after();
+        match failure {
+            BodyFailure::TooLarge => self.error(ex, ctx, 413, &too_large(max), &[]).await?,
+            BodyFailure::Timeout => {
+                self.error(ex, ctx, 408, "timed out reading the request body", &[])
+                    .await?
             }
-            buf.extend_from_slice(&chunk);
+            BodyFailure::Malformed(why) => {
+                log::debug!("request {}: reading the body failed: {why}", ctx.request_id);
+                self.error(ex, ctx, 400, "the request body could not be read", &[])
+                    .await?
+            }
         }
-        Ok(Some(buf.freeze()))
+        Ok(None)
     }
 
     async fn error(
         &self,
-        session: &mut Session,
+        ex: &mut Exchange<'_>,
         ctx: &mut RequestCtx,
         status: u16,
         message: &str,
@@ -311,7 +269,8 @@ impl Gateway {
             errors,
             headers: &[],
         };
-        respond::error(session, reply).await
+        let answer = respond::error_answer(&reply, ex.version(), ex.keep_alive());
+        ex.send(&answer).await
     }
 
     fn enrich_context<'a>(
@@ -329,8 +288,8 @@ impl Gateway {
     }
 
     /// The enrichment rule set for this request (its site, or the default).
-    fn rule_set(&self, session: &Session) -> &enrich::RuleSet {
-        let req = session.req_header();
+    fn rule_set(&self, ex: &Exchange<'_>) -> &enrich::RuleSet {
+        let req = &ex.head;
         let host = req
             .headers
             .get("host")
@@ -391,67 +350,66 @@ impl Gateway {
     }
 }
 
-#[async_trait]
-impl ProxyHttp for Gateway {
-    type CTX = RequestCtx;
-
-    fn new_ctx(&self) -> RequestCtx {
-        RequestCtx {
+impl Gateway {
+    /// Serves one request: routes it, answers it, and records it.
+    pub(crate) async fn serve(&self, ex: &mut Exchange<'_>) {
+        self.metrics.inflight.inc();
+        let peer = ex.peer();
+        let headers = &ex.head.headers;
+        let request_id = match self.config.enrich.incoming_request_id(peer, headers) {
+            Some(id) => id.to_owned(),
+            None => self.request_ids.next(),
+        };
+        let mut ctx = RequestCtx {
             start: Instant::now(),
             route: Route::Unknown,
             status: 0,
             body_bytes: 0,
-            request_id: String::new(),
-            client_ip: None,
+            request_id,
+            client_ip: self.config.enrich.client_ip(peer, headers),
             upstream: None,
             upstream_time: None,
             violations: 0,
             failure: None,
-        }
-    }
-
-    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        self.metrics.inflight.inc();
-        ctx.start = Instant::now();
-        let headers = &session.req_header().headers;
-        ctx.request_id = match self
-            .config
-            .enrich
-            .incoming_request_id(peer_ip(session), headers)
-        {
-            Some(id) => id.to_owned(),
-            None => self.request_ids.next(),
         };
-        ctx.client_ip = self.config.enrich.client_ip(peer_ip(session), headers);
-        let keepalive = if session.is_process_shutting_down() {
-            None
-        } else {
-            Some(self.config.server.keepalive_timeout_seconds)
-        };
-        session.as_downstream_mut().set_keepalive(keepalive);
-        self.handle(session, ctx).await?;
-        Ok(true)
-    }
-
-    async fn upstream_peer(
-        &self,
-        _session: &mut Session,
-        _ctx: &mut RequestCtx,
-    ) -> Result<Box<HttpPeer>> {
-        // Never reached: request_filter answers every request.
-        Error::e_explain(
-            ErrorType::InternalError,
-            "mediagate answers every request in request_filter",
-        )
-    }
-
-    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-        if ctx.request_id.is_empty() {
-            // request_filter never ran (the request header could not be read).
-            return;
+        let result = self.handle(ex, &mut ctx).await;
+        if let Err(e) = &result {
+            log::debug!("request {}: {e}", ctx.request_id);
+            // The answer could not be written whole: the connection cannot be reused.
+            ex.close_after();
         }
         self.metrics.inflight.dec();
-        let status = if ctx.status == 0 && e.is_some() {
+        self.log_request(ex, &ctx, result.is_err());
+    }
+
+    /// Answers a request whose head could not be read (when there is anyone to answer) and
+    /// counts it. Returns whether the client may still be sending (the close should linger).
+    pub(crate) async fn refuse(&self, conn: &mut Conn, failure: HeadFailure) -> bool {
+        let (status, message) = match failure {
+            HeadFailure::Closed => return false,
+            HeadFailure::Timeout => (408, "timed out reading the request head"),
+            HeadFailure::TooLarge => (431, "request head too large"),
+            HeadFailure::Refused(e) => (e.status(), e.message()),
+        };
+        let reply = ErrorReply {
+            status,
+            message,
+            errors: &[],
+            headers: &[],
+        };
+        let answer = respond::error_answer(&reply, crate::http1::Version::Http11, false);
+        let _ = conn
+            .send(&answer, self.config.server.client_read_timeout)
+            .await;
+        self.series
+            .count_request(&self.metrics, Route::Unknown, status, status_label(status));
+        true
+    }
+
+    /// Records a finished request: metrics and the access log line. `failed`: the answer could
+    /// not be written whole (the client went away, or the upstream failed mid-answer).
+    fn log_request(&self, ex: &Exchange<'_>, ctx: &RequestCtx, failed: bool) {
+        let status = if ctx.status == 0 && failed {
             499
         } else {
             ctx.status
@@ -477,8 +435,8 @@ impl ProxyHttp for Gateway {
             log.write(&access_log::Entry {
                 ts: &ts,
                 request_id: &ctx.request_id,
-                client: peer_ip(session),
-                method: session.req_header().method.as_str(),
+                client: ex.peer(),
+                method: ex.head.method.as_str(),
                 route,
                 status,
                 duration_ms: elapsed.as_secs_f64() * 1000.0,
@@ -490,13 +448,6 @@ impl ProxyHttp for Gateway {
             });
         }
     }
-}
-
-fn peer_ip(session: &Session) -> Option<IpAddr> {
-    session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip())
 }
 
 fn unix_ms(t: SystemTime) -> u64 {

@@ -5,13 +5,29 @@
 use bytes::Bytes;
 use pingora_error::Result;
 use pingora_http::ResponseHeader;
-use pingora_proxy::Session;
+use std::borrow::Cow;
 use std::time::{Instant, SystemTime};
 
+use super::downstream::Exchange;
 use super::upstream::{Answer, Failure, FailureKind};
-use super::{forward, peer_ip, respond, unix_ms, Gateway, RequestCtx};
+use super::{forward, respond, unix_ms, Gateway, RequestCtx};
 use crate::enrich::RuleSet;
+use crate::http1::response::{self, BodyFraming, ResponseHead};
+use crate::http1::Version;
 use crate::location;
+
+/// Answer bytes are written to the client once this many have gathered (small answers go out
+/// in one write with their head).
+const WRITE_CHUNK: usize = 64 * 1024;
+
+/// Upstream answer headers the gateway writes itself.
+const SET_HERE: [&str; 5] = [
+    respond::CORS_NAMES[0],
+    respond::CORS_NAMES[1],
+    respond::CORS_NAMES[2],
+    respond::CORS_NAMES[3],
+    "location",
+];
 
 /// Where a request may go.
 pub enum Target {
@@ -26,13 +42,13 @@ impl Gateway {
     /// set (for the upstream headers); `body` is `None` for bodiless requests.
     pub(super) async fn forward(
         &self,
-        session: &mut Session,
+        ex: &mut Exchange<'_>,
         ctx: &mut RequestCtx,
         rules: &RuleSet,
         target: Target,
         body: Option<Bytes>,
     ) -> Result<()> {
-        let req = session.req_header();
+        let req = &ex.head;
         let method = req.method.clone();
         let path = match &target {
             Target::Owner { path, .. } => path.clone(),
@@ -47,7 +63,7 @@ impl Gateway {
             let ectx = self.enrich_context(ctx, &req.headers, now_ms);
             self.config
                 .enrich
-                .upstream_headers(rules, &ectx, peer_ip(session), self.tls)
+                .upstream_headers(rules, &ectx, ex.peer(), self.tls)
         };
         let payload = body.as_deref().unwrap_or_default();
         let mut tried = vec![false; self.pool.len()];
@@ -68,7 +84,7 @@ impl Gateway {
                 method.as_str(),
                 &path,
                 &upstream.settings.authority,
-                &session.req_header().headers,
+                &ex.head.headers,
                 &set,
                 body.as_ref().map(Bytes::len),
             );
@@ -76,7 +92,7 @@ impl Gateway {
             match self.pool.upstreams.send(index, &head, payload).await {
                 Ok(answer) => {
                     self.pool.record_success(index);
-                    return self.relay(session, ctx, index, answer, started).await;
+                    return self.relay(ex, ctx, index, answer, started).await;
                 }
                 Err(failure) => {
                     self.pool.record_failure(index, &self.metrics);
@@ -101,96 +117,124 @@ impl Gateway {
             Some(_) => (502, "the upstream could not be reached"),
             None => (503, "no healthy upstream"),
         };
-        self.error(session, ctx, status, message, &[]).await
+        self.error(ex, ctx, status, message, &[]).await
     }
 
     async fn relay(
         &self,
-        session: &mut Session,
+        ex: &mut Exchange<'_>,
         ctx: &mut RequestCtx,
         index: usize,
         mut answer: Answer<'_>,
         started: Instant,
     ) -> Result<()> {
-        let is_head = session.req_header().method == http::Method::HEAD;
-        let Some(upstream_header) = answer.session.resp_header() else {
+        let is_head = ex.head.method == http::Method::HEAD;
+        let Some(upstream) = answer.session.resp_header() else {
             let failure = Failure::protocol("no response header");
             self.count_upstream_failure(ctx, index, &failure);
             return self
-                .error(session, ctx, 502, "the upstream answered badly", &[])
+                .error(ex, ctx, 502, "the upstream answered badly", &[])
                 .await;
         };
-        let mut header = Box::new(upstream_header.clone());
-        forward::strip_downstream_hop_by_hop(&mut header);
-        respond::add_cors(&mut header)?;
-        self.rewrite_location(session, &mut header, index)?;
-        ctx.status = header.status.as_u16();
-        let bodiless = is_head
-            || matches!(ctx.status, 204 | 304)
-            || header
-                .headers
-                .get("content-length")
-                .is_some_and(|v| v.as_bytes() == b"0");
-        session.write_response_header(header, bodiless).await?;
-        if is_head {
-            // The answer has no body; the connection is not reused (the client session does not
-            // know the request was HEAD), so it is simply dropped.
+        let status = upstream.status.as_u16();
+        ctx.status = status;
+        let length = upstream
+            .headers
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let has_body = !is_head && !matches!(status, 100..=199 | 204 | 304) && length != Some(0);
+        let bodiless_status = matches!(status, 100..=199 | 204 | 304);
+        let framing = match length {
+            _ if bodiless_status => BodyFraming::None,
+            // A HEAD answer keeps the length of the body it stands for.
+            Some(n) => BodyFraming::Length(n),
+            None if !has_body => BodyFraming::None,
+            None if ex.version() == Version::Http11 => BodyFraming::Chunked,
+            None => {
+                ex.close_after();
+                BodyFraming::UntilClose
+            }
+        };
+        let mut head = ResponseHead::new(status, 512);
+        for (name, value) in forward::downstream_headers(&upstream.headers, &SET_HERE) {
+            head.header(name.as_str(), value.as_bytes());
+        }
+        respond::add_cors(&mut head);
+        if let Some(location) = self.rewrite_location(ex, upstream, index) {
+            head.header("location", &location);
+        }
+        let mut out = head.finish(framing, ex.version(), ex.keep_alive());
+        if !has_body {
             ctx.upstream_time = Some(started.elapsed());
-            return Ok(());
+            if is_head {
+                // The answer to a HEAD has no body, but the upstream client session does not
+                // know the request was HEAD: the connection is not reused.
+                drop(answer);
+            } else {
+                answer.release().await;
+            }
+            return ex.send(&out).await;
         }
         loop {
             match answer.body_chunk().await {
-                Ok(Some(chunk)) => session.write_response_body(Some(chunk), false).await?,
+                Ok(Some(chunk)) => {
+                    if framing == BodyFraming::Chunked {
+                        response::push_chunk(&mut out, &chunk);
+                    } else {
+                        out.extend_from_slice(&chunk);
+                    }
+                    if out.len() >= WRITE_CHUNK {
+                        ex.send(&out).await?;
+                        out.clear();
+                    }
+                }
                 Ok(None) => break,
                 Err(failure) => {
-                    // The header is already out: all that is left is to cut the connection.
+                    // Part of the answer may be out already: all that is left is to cut the
+                    // connection.
                     self.pool.record_failure(index, &self.metrics);
                     self.count_upstream_failure(ctx, index, &failure);
-                    session.as_downstream_mut().set_keepalive(None);
+                    ex.close_after();
                     return Err(failure.error);
                 }
             }
         }
-        if !bodiless {
-            session.write_response_body(None, true).await?;
+        if framing == BodyFraming::Chunked {
+            out.extend_from_slice(response::LAST_CHUNK);
         }
         ctx.upstream_time = Some(started.elapsed());
         answer.release().await;
-        Ok(())
+        ex.send(&out).await
     }
 
-    fn rewrite_location(
+    /// The `Location` to send for the upstream's (`None`: it sent none).
+    fn rewrite_location<'h>(
         &self,
-        session: &Session,
-        header: &mut ResponseHeader,
+        ex: &Exchange<'_>,
+        header: &'h ResponseHeader,
         index: usize,
-    ) -> Result<()> {
-        let Some(value) = header.headers.get("location").and_then(|v| v.to_str().ok()) else {
-            return Ok(());
+    ) -> Option<Cow<'h, [u8]>> {
+        let value = header.headers.get("location")?;
+        let Ok(text) = value.to_str() else {
+            // Not plain text: relayed untouched.
+            return Some(Cow::Borrowed(value.as_bytes()));
         };
-        let host = session
-            .req_header()
-            .headers
-            .get("host")
-            .and_then(|v| v.to_str().ok());
+        let host = ex.head.headers.get("host").and_then(|v| v.to_str().ok());
         let upstream = &self.pool.upstreams.list[index].settings;
         let out = self
             .config
             .location
-            .rewrite(value, &upstream.authority, host);
+            .rewrite(text, &upstream.authority, host);
         self.series.location(out.outcome).inc();
         if out.outcome == location::Outcome::Foreign {
-            return Ok(());
+            return Some(Cow::Borrowed(value.as_bytes()));
         }
-        match self.pool.tag_location(index, &out.value) {
-            Some(tagged) => header.insert_header("location", tagged)?,
-            None if out.outcome == location::Outcome::Rewritten => {
-                header.insert_header("location", out.value)?
-            }
-            // Kept as the upstream sent it: nothing to write.
-            None => {}
-        }
-        Ok(())
+        let value = self
+            .pool
+            .tag_location(index, &out.value)
+            .unwrap_or(out.value);
+        Some(Cow::Owned(value.into_bytes()))
     }
 
     fn count_upstream_failure(&self, ctx: &mut RequestCtx, index: usize, failure: &Failure) {

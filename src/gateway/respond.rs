@@ -1,11 +1,10 @@
 //! Answers the gateway makes itself: JSON errors, CORS preflights, and the CORS headers that
 //! every answer carries (spec §1.5: the exact values the real backend sends).
 
-use bytes::Bytes;
-use pingora_error::Result;
-use pingora_http::ResponseHeader;
-use pingora_proxy::Session;
 use serde::Serialize;
+
+use crate::http1::response::{BodyFraming, ResponseHead};
+use crate::http1::Version;
 
 use crate::mcapi::Violation;
 
@@ -47,44 +46,42 @@ impl ErrorReply<'_> {
     }
 }
 
-/// Adds the CORS headers, replacing any other value already there (an upstream answer usually
-/// carries them already, and is then left as it is).
-pub fn add_cors(header: &mut ResponseHeader) -> Result<()> {
+/// Writes the CORS headers (an upstream answer's own CORS fields are dropped and these written
+/// instead, so every answer carries exactly these values).
+pub fn add_cors(head: &mut ResponseHead) {
     for (name, value) in CORS_HEADERS {
-        let present = header.headers.get_all(name).iter().count() == 1
-            && header
-                .headers
-                .get(name)
-                .is_some_and(|v| v.as_bytes() == value.as_bytes());
-        if !present {
-            header.insert_header(name, value)?;
-        }
+        head.header(name, value.as_bytes());
     }
-    Ok(())
 }
 
-/// Writes a JSON error answer.
-pub async fn error(session: &mut Session, reply: ErrorReply<'_>) -> Result<()> {
-    let body = Bytes::from(reply.body());
-    let mut header = ResponseHeader::build(reply.status, Some(8))?;
-    header.insert_header("content-type", "application/json")?;
-    header.insert_header("content-length", body.len())?;
+/// The names of [`CORS_HEADERS`].
+pub const CORS_NAMES: [&str; 4] = [
+    CORS_HEADERS[0].0,
+    CORS_HEADERS[1].0,
+    CORS_HEADERS[2].0,
+    CORS_HEADERS[3].0,
+];
+
+/// A JSON error answer, head and body, ready for the wire.
+pub fn error_answer(reply: &ErrorReply<'_>, version: Version, keep_alive: bool) -> Vec<u8> {
+    let body = reply.body();
+    let mut head = ResponseHead::new(reply.status, 320 + body.len());
+    head.header("content-type", b"application/json");
     for (name, value) in reply.headers {
-        header.insert_header(*name, *value)?;
+        head.header(name, value.as_bytes());
     }
-    add_cors(&mut header)?;
-    session
-        .write_response_header(Box::new(header), false)
-        .await?;
-    session.write_response_body(Some(body), true).await
+    add_cors(&mut head);
+    let mut out = head.finish(BodyFraming::Length(body.len() as u64), version, keep_alive);
+    out.extend_from_slice(&body);
+    out
 }
 
-/// Answers a CORS preflight: 204 with the CORS headers.
-pub async fn preflight(session: &mut Session) -> Result<()> {
-    let mut header = ResponseHeader::build(204, Some(6))?;
-    add_cors(&mut header)?;
-    header.insert_header("access-control-max-age", PREFLIGHT_MAX_AGE)?;
-    session.write_response_header(Box::new(header), true).await
+/// The answer to a CORS preflight: 204 with the CORS headers.
+pub fn preflight_answer(version: Version, keep_alive: bool) -> Vec<u8> {
+    let mut head = ResponseHead::new(204, 320);
+    add_cors(&mut head);
+    head.header("access-control-max-age", PREFLIGHT_MAX_AGE.as_bytes());
+    head.finish(BodyFraming::None, version, keep_alive)
 }
 
 #[cfg(test)]
@@ -118,5 +115,26 @@ mod tests {
         assert_eq!(parsed["errors"][0]["path"], "/params/media.length");
         assert_eq!(parsed["errors"][0]["rule"], "json");
         assert!(parsed["errors"][0].get("severity").is_none());
+    }
+
+    #[test]
+    fn error_answers_are_framed_json_with_cors() {
+        let reply = ErrorReply {
+            status: 405,
+            message: "method not allowed",
+            errors: &[],
+            headers: &[("allow", "POST, OPTIONS")],
+        };
+        let out = String::from_utf8(error_answer(&reply, Version::Http11, false)).unwrap();
+        let (head, body) = out.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"));
+        assert!(head.contains("\r\nallow: POST, OPTIONS\r\n"));
+        assert!(head.contains("\r\naccess-control-allow-origin: *\r\n"));
+        assert!(head.contains(&format!("\r\ncontent-length: {}\r\n", body.len())));
+        assert!(head.ends_with("connection: close"));
+        assert_eq!(body, r#"{"message":"method not allowed","errors":[]}"#);
+        let pre = String::from_utf8(preflight_answer(Version::Http11, true)).unwrap();
+        assert!(pre.contains("access-control-max-age: 7200\r\n"));
+        assert!(!pre.contains("content-length"));
     }
 }

@@ -1,0 +1,69 @@
+//! The gateway as a pingora application: one task per player connection, looping
+//! wait for a request → read its head → serve it → write the answer, until the client, an error
+//! or shutdown ends the connection.
+//!
+//! While a connection is idle its task holds only the stream and this loop's small state: the
+//! request's work (routing, the body, the upstream exchange) runs in a future allocated for that
+//! request alone.
+
+use async_trait::async_trait;
+use pingora_core::apps::ServerApp;
+use pingora_core::protocols::Stream;
+use pingora_core::server::ShutdownWatch;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::downstream::{Conn, Exchange};
+use super::Gateway;
+
+/// The players' listener application.
+pub struct GatewayApp(pub Arc<Gateway>);
+
+#[async_trait]
+impl ServerApp for GatewayApp {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let gateway = &self.0;
+        let server = &gateway.config.server;
+        // keepalive_timeout_seconds = 0 turns keep-alive off, as in nginx.
+        let idle = Duration::from_secs(server.keepalive_timeout_seconds);
+        let keep_alive_off = server.keepalive_timeout_seconds == 0;
+        let mut shutdown = shutdown.clone();
+        let mut conn = Conn::new(stream);
+        let mut linger = false;
+        loop {
+            if !conn.has_pending() {
+                if *shutdown.borrow() {
+                    break;
+                }
+                let arrived = tokio::select! {
+                    _ = shutdown.changed() => false,
+                    r = tokio::time::timeout(idle, conn.wait_for_request()) => r.unwrap_or(false),
+                };
+                if !arrived {
+                    break;
+                }
+            }
+            let (head, rest) = match conn.read_head(server.client_read_timeout).await {
+                Ok(read) => read,
+                Err(failure) => {
+                    linger = Box::pin(gateway.refuse(&mut conn, failure)).await;
+                    break;
+                }
+            };
+            let closing = keep_alive_off || *shutdown.borrow();
+            let mut ex = Exchange::new(&mut conn, head, rest, closing, server.client_read_timeout);
+            Box::pin(gateway.serve(&mut ex)).await;
+            if !ex.keep_alive() {
+                linger = !ex.body_was_read();
+                break;
+            }
+            conn.shed_buffer();
+        }
+        conn.close(linger).await;
+        None
+    }
+}

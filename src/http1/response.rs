@@ -1,0 +1,157 @@
+//! Answer heads, written straight into the bytes that go on the wire: status line, header
+//! fields, and the framing and connection fields the connection loop decides.
+
+use super::Version;
+
+/// An answer head being written.
+pub struct ResponseHead {
+    buf: Vec<u8>,
+}
+
+/// How the answer body is delimited on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// `Content-Length: n` (also for empty bodies).
+    Length(u64),
+    /// `Transfer-Encoding: chunked` (HTTP/1.1 clients, unknown length).
+    Chunked,
+    /// Neither: the body ends when the connection closes (HTTP/1.0 clients, unknown length).
+    UntilClose,
+    /// No body and no length field: 204, 304 and 1xx answers.
+    None,
+}
+
+impl ResponseHead {
+    /// Starts an `HTTP/1.1 <status> <reason>` head; `capacity` is a hint for the whole answer.
+    pub fn new(status: u16, capacity: usize) -> ResponseHead {
+        let mut buf = Vec::with_capacity(capacity.max(128));
+        buf.extend_from_slice(b"HTTP/1.1 ");
+        push_u64(&mut buf, u64::from(status));
+        buf.push(b' ');
+        buf.extend_from_slice(reason(status).as_bytes());
+        buf.extend_from_slice(b"\r\n");
+        ResponseHead { buf }
+    }
+
+    /// Adds one field. Names and values are written as given (callers pass valid ones: names from
+    /// `http::HeaderName` or literals, values from `http::HeaderValue` or literals).
+    pub fn header(&mut self, name: &str, value: &[u8]) -> &mut Self {
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.extend_from_slice(b": ");
+        self.buf.extend_from_slice(value);
+        self.buf.extend_from_slice(b"\r\n");
+        self
+    }
+
+    /// Ends the head with the framing and connection fields; returns the bytes, to which the
+    /// body (if any) may be appended.
+    pub fn finish(mut self, framing: BodyFraming, version: Version, keep_alive: bool) -> Vec<u8> {
+        match framing {
+            BodyFraming::Length(n) => {
+                self.buf.extend_from_slice(b"content-length: ");
+                push_u64(&mut self.buf, n);
+                self.buf.extend_from_slice(b"\r\n");
+            }
+            BodyFraming::Chunked => self
+                .buf
+                .extend_from_slice(b"transfer-encoding: chunked\r\n"),
+            BodyFraming::UntilClose | BodyFraming::None => {}
+        }
+        // Said in both cases and for both versions, as nginx does (HTTP/1.1 implies keep-alive,
+        // but some clients and tools look for the field).
+        match (version, keep_alive) {
+            (_, true) => self.buf.extend_from_slice(b"connection: keep-alive\r\n"),
+            (Version::Http11, false) => self.buf.extend_from_slice(b"connection: close\r\n"),
+            // HTTP/1.0 closes unless told otherwise.
+            (Version::Http10, false) => {}
+        }
+        self.buf.extend_from_slice(b"\r\n");
+        self.buf
+    }
+}
+
+/// Appends one chunk of a chunked body (`len` in hex, CRLF, data, CRLF).
+pub fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The last chunk of a chunked body.
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// The interim answer to `Expect: 100-continue`.
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// The reason phrase (informational only; clients ignore it).
+fn reason(status: u16) -> &'static str {
+    http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Unknown")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_created_answer() {
+        let mut h = ResponseHead::new(201, 0);
+        h.header("location", b"/api/v1/sessions/abc");
+        let out = h.finish(BodyFraming::Length(0), Version::Http11, true);
+        assert_eq!(
+            out,
+            b"HTTP/1.1 201 Created\r\nlocation: /api/v1/sessions/abc\r\ncontent-length: 0\r\nconnection: keep-alive\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn connection_fields_follow_the_version() {
+        let close =
+            ResponseHead::new(400, 0).finish(BodyFraming::Length(2), Version::Http11, false);
+        assert!(close.ends_with(b"content-length: 2\r\nconnection: close\r\n\r\n"));
+        let old = ResponseHead::new(204, 0).finish(BodyFraming::None, Version::Http10, true);
+        assert_eq!(
+            old,
+            b"HTTP/1.1 204 No Content\r\nconnection: keep-alive\r\n\r\n"
+        );
+        let chunked = ResponseHead::new(200, 0).finish(BodyFraming::Chunked, Version::Http11, true);
+        assert!(chunked.ends_with(b"transfer-encoding: chunked\r\nconnection: keep-alive\r\n\r\n"));
+        let old_close =
+            ResponseHead::new(200, 0).finish(BodyFraming::UntilClose, Version::Http10, false);
+        assert_eq!(old_close, b"HTTP/1.1 200 OK\r\n\r\n");
+    }
+
+    #[test]
+    fn chunks_and_numbers() {
+        let mut out = Vec::new();
+        push_chunk(&mut out, b"hello, world!!!!!");
+        push_chunk(&mut out, b"");
+        assert_eq!(out, b"11\r\nhello, world!!!!!\r\n");
+        let mut n = Vec::new();
+        push_u64(&mut n, 0);
+        push_u64(&mut n, 18_446_744_073_709_551_615);
+        assert_eq!(n, b"018446744073709551615");
+        assert!(ResponseHead::new(599, 0)
+            .finish(BodyFraming::None, Version::Http11, true)
+            .starts_with(b"HTTP/1.1 599 Unknown\r\n"));
+    }
+}
