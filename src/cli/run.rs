@@ -15,6 +15,7 @@ use crate::config::{self, Config};
 use crate::emulator::{self, EmulatorSettings};
 use crate::gateway::access_log::{AccessLog, Flusher};
 use crate::gateway::health_check::HealthChecker;
+use crate::gateway::listener::PlainListener;
 use crate::gateway::pool::Pool;
 use crate::gateway::service::GatewayApp;
 use crate::gateway::Gateway;
@@ -58,18 +59,24 @@ pub fn run(path: &Path, upgrade: bool) -> ExitCode {
         server.add_service(background_service("access log", Flusher(log.clone())));
     }
     let gateway = Gateway::new(config.clone(), metrics.clone(), pool.clone(), access_log);
-    let mut proxy = Service::new(
-        "mediagate gateway".to_owned(),
-        GatewayApp(Arc::new(gateway)),
-    );
-    match listener(&config) {
-        Ok(l) => proxy.add_listener(l),
-        Err(e) => {
-            eprintln!("mediagate: [server] tls_cert/tls_key: {e}");
-            return ExitCode::FAILURE;
+    let app = GatewayApp(Arc::new(gateway));
+    match &config.server.tls {
+        None => {
+            let listener = PlainListener::new("mediagate gateway", config.server.listen, app);
+            server.add_service(listener);
         }
+        Some((cert, key)) => match tls_listener(&config, cert, key) {
+            Ok(l) => {
+                let mut service = Service::new("mediagate gateway".to_owned(), app);
+                service.add_listener(l);
+                server.add_service(service);
+            }
+            Err(e) => {
+                eprintln!("mediagate: [server] tls_cert/tls_key: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
     }
-    server.add_service(proxy);
     server.add_service(background_service(
         "health checks",
         HealthChecker {
@@ -139,15 +146,12 @@ pub fn emulate(settings: EmulatorSettings) -> ExitCode {
     server.run_forever()
 }
 
-/// The players' listener. Unbuffered: the gateway's connection loop reads into its own buffer,
-/// which exists only while a request is being read, and writes each answer in one write.
-fn listener(config: &Config) -> pingora_error::Result<ListenerConfig> {
-    let mut l = ListenerConfig::tcp(config.server.listen.to_string())
-        .l4_buffer(L4BufferSettings::unbuffered());
-    if let Some((cert, key)) = &config.server.tls {
-        l = l.tls(TlsSettings::intermediate(cert, key)?);
-    }
-    Ok(l)
+/// The players' TLS listener (a plain one is [`PlainListener`]). Unbuffered: the gateway's
+/// connection loop reads into its own buffer and writes each answer in one write.
+fn tls_listener(config: &Config, cert: &str, key: &str) -> pingora_error::Result<ListenerConfig> {
+    Ok(ListenerConfig::tcp(config.server.listen.to_string())
+        .l4_buffer(L4BufferSettings::unbuffered())
+        .tls(TlsSettings::intermediate(cert, key)?))
 }
 
 /// Checks that every address the file listens on can be bound now.

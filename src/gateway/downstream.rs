@@ -59,11 +59,16 @@ pub enum BodyFailure {
 }
 
 impl Conn {
+    /// A connection accepted by pingora (its peer address from the socket digest).
     pub fn new(stream: Stream) -> Conn {
         let peer = stream
             .get_socket_digest()
             .and_then(|d| d.peer_addr().cloned())
             .and_then(|a| a.as_inet().map(|a| a.ip()));
+        Conn::with_peer(stream, peer)
+    }
+
+    pub fn with_peer(stream: Stream, peer: Option<IpAddr>) -> Conn {
         Conn {
             stream,
             buf: BytesMut::new(),

@@ -14,6 +14,7 @@ pub mod forward;
 pub mod health;
 pub mod health_check;
 mod idle_pool;
+pub mod listener;
 pub mod pool;
 mod relay;
 pub mod respond;

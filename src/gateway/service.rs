@@ -1,6 +1,5 @@
-//! The gateway as a pingora application: one task per player connection, looping
-//! wait for a request → read its head → serve it → write the answer, until the client, an error
-//! or shutdown ends the connection.
+//! A player connection's loop: wait for a request → read its head → serve it → write the
+//! answer, until the client, an error, keep-alive expiry or shutdown ends the connection.
 //!
 //! While a connection is idle its task holds only the stream and this loop's small state: the
 //! request's work (routing, the body, the upstream exchange) runs in a future allocated for that
@@ -16,23 +15,19 @@ use std::time::Duration;
 use super::downstream::{Conn, Exchange};
 use super::Gateway;
 
-/// The players' listener application.
+/// The players' side of the gateway: serves connections accepted by [`super::listener`]
+/// (plain TCP) or, through [`ServerApp`], by pingora's listening service (TLS).
 pub struct GatewayApp(pub Arc<Gateway>);
 
-#[async_trait]
-impl ServerApp for GatewayApp {
-    async fn process_new(
-        self: &Arc<Self>,
-        stream: Stream,
-        shutdown: &ShutdownWatch,
-    ) -> Option<Stream> {
+impl GatewayApp {
+    /// Serves the requests of one connection until the client, an error, keep-alive expiry or
+    /// shutdown ends it.
+    pub async fn serve_connection(&self, mut conn: Conn, mut shutdown: ShutdownWatch) {
         let gateway = &self.0;
         let server = &gateway.config.server;
         // keepalive_timeout_seconds = 0 turns keep-alive off, as in nginx.
         let idle = Duration::from_secs(server.keepalive_timeout_seconds);
         let keep_alive_off = server.keepalive_timeout_seconds == 0;
-        let mut shutdown = shutdown.clone();
-        let mut conn = Conn::new(stream);
         let mut linger = false;
         loop {
             if !conn.has_pending() {
@@ -56,6 +51,8 @@ impl ServerApp for GatewayApp {
             };
             let closing = keep_alive_off || *shutdown.borrow();
             let mut ex = Exchange::new(&mut conn, head, rest, closing, server.client_read_timeout);
+            // A future of its own, so that an idle connection's task does not carry the
+            // request's (routing, body, upstream exchange) state.
             Box::pin(gateway.serve(&mut ex)).await;
             if !ex.keep_alive() {
                 linger = !ex.body_was_read();
@@ -63,7 +60,20 @@ impl ServerApp for GatewayApp {
             }
             conn.shed_buffer();
         }
-        conn.close(linger).await;
+        // Boxed: closing (with its drain buffer) is rare and must not size every idle task.
+        Box::pin(conn.close(linger)).await;
+    }
+}
+
+#[async_trait]
+impl ServerApp for GatewayApp {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        self.serve_connection(Conn::new(stream), shutdown.clone())
+            .await;
         None
     }
 }
