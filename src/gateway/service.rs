@@ -29,14 +29,23 @@ impl GatewayApp {
         let idle = Duration::from_secs(server.keepalive_timeout_seconds);
         let keep_alive_off = server.keepalive_timeout_seconds == 0;
         let mut linger = false;
+        let mut served = false;
         loop {
             if !conn.has_pending() {
-                if *shutdown.borrow() {
+                // At shutdown an idle keep-alive connection is closed (its client reconnects
+                // elsewhere); a new connection still gets its first request served, since
+                // its client has sent it or is about to.
+                if served && *shutdown.borrow() {
                     break;
                 }
-                let arrived = tokio::select! {
-                    _ = shutdown.changed() => false,
-                    r = tokio::time::timeout(idle, conn.wait_for_request()) => r.unwrap_or(false),
+                let wait = tokio::time::timeout(idle, conn.wait_for_request());
+                let arrived = if served {
+                    tokio::select! {
+                        _ = shutdown.changed() => false,
+                        r = wait => r.unwrap_or(false),
+                    }
+                } else {
+                    wait.await.unwrap_or(false)
                 };
                 if !arrived {
                     break;
@@ -54,6 +63,7 @@ impl GatewayApp {
             // A future of its own, so that an idle connection's task does not carry the
             // request's (routing, body, upstream exchange) state.
             Box::pin(gateway.serve(&mut ex)).await;
+            served = true;
             if !ex.keep_alive() {
                 linger = !ex.body_was_read();
                 break;
