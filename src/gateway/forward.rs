@@ -5,6 +5,8 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
+use crate::http1::answer::AnswerHead;
+
 /// Hop-by-hop headers (RFC 9110 §7.6.1) and those the gateway always sets itself.
 const NOT_FORWARDED_UPSTREAM: &[&str] = &[
     "connection",
@@ -76,18 +78,26 @@ pub fn request_head(
     out
 }
 
-/// The headers of an upstream answer that travel to the client: all but hop-by-hop and framing
-/// ones, those named in its `Connection` field, and `skip` (the ones the gateway writes itself).
+/// The fields of an upstream answer that travel to the client, as the upstream spelled them: all
+/// but hop-by-hop and framing ones, those named in its `Connection` field, and `skip` (the ones
+/// the gateway writes itself; lowercase).
 pub fn downstream_headers<'a>(
-    headers: &'a HeaderMap,
+    answer: &'a AnswerHead,
     skip: &'a [&'a str],
-) -> impl Iterator<Item = (&'a HeaderName, &'a HeaderValue)> + 'a {
-    let nominated = connection_nominated(headers);
-    headers.iter().filter(move |(name, _)| {
-        let n = name.as_str();
-        !NOT_FORWARDED_DOWNSTREAM.contains(&n)
-            && !skip.contains(&n)
-            && !nominated.iter().any(|c| c == n)
+) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
+    let nominated: Vec<&[u8]> = answer
+        .fields()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(b"connection"))
+        .flat_map(|(_, v)| v.split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
+        .collect();
+    let listed =
+        |list: &[&str], name: &[u8]| list.iter().any(|l| l.as_bytes().eq_ignore_ascii_case(name));
+    answer.fields().filter(move |(name, _)| {
+        !listed(NOT_FORWARDED_DOWNSTREAM, name)
+            && !listed(skip, name)
+            && !nominated.iter().any(|c| c.eq_ignore_ascii_case(name))
     })
 }
 
@@ -154,21 +164,15 @@ mod tests {
 
     #[test]
     fn upstream_hop_by_hop_headers_are_dropped() {
-        let mut h = HeaderMap::new();
-        h.insert("connection", "keep-alive, X-Internal".parse().unwrap());
-        h.insert("keep-alive", "timeout=5".parse().unwrap());
-        h.insert("x-internal", "1".parse().unwrap());
-        h.insert("location", "/api/v1/sessions/x".parse().unwrap());
-        h.insert("content-length", "0".parse().unwrap());
-        h.insert("transfer-encoding", "chunked".parse().unwrap());
-        h.insert("x-trace", "7".parse().unwrap());
-        h.insert(
-            "access-control-allow-origin",
-            "example.com".parse().unwrap(),
+        let raw = bytes::Bytes::from_static(
+            b"HTTP/1.1 201 Created\r\nConnection: keep-alive, X-Internal\r\nKeep-Alive: timeout=5\r\n\
+              x-internal: 1\r\nLocation: /api/v1/sessions/x\r\nContent-Length: 0\r\n\
+              X-Trace: 7\r\nAccess-Control-Allow-Origin: example.com\r\n\r\n",
         );
-        let kept: Vec<&str> = downstream_headers(&h, &["access-control-allow-origin"])
-            .map(|(n, _)| n.as_str())
+        let (answer, _) = crate::http1::answer::parse(&raw, false).unwrap().unwrap();
+        let kept: Vec<&[u8]> = downstream_headers(&answer, &["access-control-allow-origin"])
+            .map(|(n, _)| n)
             .collect();
-        assert_eq!(kept, ["location", "x-trace"]);
+        assert_eq!(kept, [&b"Location"[..], b"X-Trace"]);
     }
 }

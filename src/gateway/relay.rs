@@ -4,7 +4,6 @@
 
 use bytes::Bytes;
 use pingora_error::Result;
-use pingora_http::ResponseHeader;
 use std::borrow::Cow;
 use std::time::{Instant, SystemTime};
 
@@ -12,13 +11,13 @@ use super::downstream::Exchange;
 use super::upstream::{Answer, Failure, FailureKind};
 use super::{forward, respond, unix_ms, Gateway, RequestCtx};
 use crate::enrich::RuleSet;
-use crate::http1::response::{self, BodyFraming, ResponseHead};
-use crate::http1::Version;
+use crate::http1::answer::{AnswerFraming, AnswerHead};
+use crate::http1::response::{BodyFraming, ResponseHead};
 use crate::location;
 
-/// Answer bytes are written to the client once this many have gathered (small answers go out
-/// in one write with their head).
-const WRITE_CHUNK: usize = 64 * 1024;
+fn parse_length(value: &[u8]) -> Option<u64> {
+    std::str::from_utf8(value).ok()?.trim().parse().ok()
+}
 
 /// Upstream answer headers the gateway writes itself.
 const SET_HERE: [&str; 5] = [
@@ -89,7 +88,13 @@ impl Gateway {
                 body.as_ref().map(Bytes::len),
             );
             let started = Instant::now();
-            match self.pool.upstreams.send(index, &head, payload).await {
+            let to_head = method == http::Method::HEAD;
+            match self
+                .pool
+                .upstreams
+                .send(index, &head, payload, to_head)
+                .await
+            {
                 Ok(answer) => {
                     self.pool.record_success(index);
                     return self.relay(ex, ctx, index, answer, started).await;
@@ -120,91 +125,44 @@ impl Gateway {
         self.error(ex, ctx, status, message, &[]).await
     }
 
+    /// Writes the upstream's answer to the client: its end-to-end fields, the CORS fields, the
+    /// rewritten `Location`, and the body with its length — in one write.
     async fn relay(
         &self,
         ex: &mut Exchange<'_>,
         ctx: &mut RequestCtx,
         index: usize,
-        mut answer: Answer<'_>,
+        answer: Answer,
         started: Instant,
     ) -> Result<()> {
-        let is_head = ex.head.method == http::Method::HEAD;
-        let Some(upstream) = answer.session.resp_header() else {
-            let failure = Failure::protocol("no response header");
-            self.count_upstream_failure(ctx, index, &failure);
-            return self
-                .error(ex, ctx, 502, "the upstream answered badly", &[])
-                .await;
-        };
-        let status = upstream.status.as_u16();
-        ctx.status = status;
-        let length = upstream
-            .headers
-            .get("content-length")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        let has_body = !is_head && !matches!(status, 100..=199 | 204 | 304) && length != Some(0);
-        let bodiless_status = matches!(status, 100..=199 | 204 | 304);
-        let framing = match length {
-            _ if bodiless_status => BodyFraming::None,
-            // A HEAD answer keeps the length of the body it stands for.
-            Some(n) => BodyFraming::Length(n),
-            None if !has_body => BodyFraming::None,
-            None if ex.version() == Version::Http11 => BodyFraming::Chunked,
-            None => {
-                ex.close_after();
-                BodyFraming::UntilClose
+        ctx.upstream_time = Some(started.elapsed());
+        let up = &answer.head;
+        ctx.status = up.status;
+        let framing = match up.framing {
+            AnswerFraming::None
+                if (100..200).contains(&up.status) || matches!(up.status, 204 | 304) =>
+            {
+                BodyFraming::None
             }
+            // A HEAD answer keeps the length of the body it stands for.
+            AnswerFraming::None => match up.get("content-length").and_then(parse_length) {
+                Some(n) => BodyFraming::Length(n),
+                None => BodyFraming::None,
+            },
+            _ => BodyFraming::Length(answer.body.len() as u64),
         };
-        let mut head = ResponseHead::new(status, 512);
-        for (name, value) in forward::downstream_headers(&upstream.headers, &SET_HERE) {
-            head.header(name.as_str(), value.as_bytes());
+        let mut head = ResponseHead::new(up.status, 384 + answer.body.len());
+        for (name, value) in forward::downstream_headers(up, &SET_HERE) {
+            head.header_bytes(name, value);
         }
         respond::add_cors(&mut head);
-        if let Some(location) = self.rewrite_location(ex, upstream, index) {
+        if let Some(location) = self.rewrite_location(ex, up, index) {
             head.header("location", &location);
         }
         let mut out = head.finish(framing, ex.version(), ex.keep_alive());
-        if !has_body {
-            ctx.upstream_time = Some(started.elapsed());
-            if is_head {
-                // The answer to a HEAD has no body, but the upstream client session does not
-                // know the request was HEAD: the connection is not reused.
-                drop(answer);
-            } else {
-                answer.release().await;
-            }
-            return ex.send(&out).await;
+        if matches!(framing, BodyFraming::Length(_)) && up.framing != AnswerFraming::None {
+            out.extend_from_slice(&answer.body);
         }
-        loop {
-            match answer.body_chunk().await {
-                Ok(Some(chunk)) => {
-                    if framing == BodyFraming::Chunked {
-                        response::push_chunk(&mut out, &chunk);
-                    } else {
-                        out.extend_from_slice(&chunk);
-                    }
-                    if out.len() >= WRITE_CHUNK {
-                        ex.send(&out).await?;
-                        out.clear();
-                    }
-                }
-                Ok(None) => break,
-                Err(failure) => {
-                    // Part of the answer may be out already: all that is left is to cut the
-                    // connection.
-                    self.pool.record_failure(index, &self.metrics);
-                    self.count_upstream_failure(ctx, index, &failure);
-                    ex.close_after();
-                    return Err(failure.error);
-                }
-            }
-        }
-        if framing == BodyFraming::Chunked {
-            out.extend_from_slice(response::LAST_CHUNK);
-        }
-        ctx.upstream_time = Some(started.elapsed());
-        answer.release().await;
         ex.send(&out).await
     }
 
@@ -212,13 +170,13 @@ impl Gateway {
     fn rewrite_location<'h>(
         &self,
         ex: &Exchange<'_>,
-        header: &'h ResponseHeader,
+        up: &'h AnswerHead,
         index: usize,
     ) -> Option<Cow<'h, [u8]>> {
-        let value = header.headers.get("location")?;
-        let Ok(text) = value.to_str() else {
+        let value = up.get("location")?;
+        let Ok(text) = std::str::from_utf8(value) else {
             // Not plain text: relayed untouched.
-            return Some(Cow::Borrowed(value.as_bytes()));
+            return Some(Cow::Borrowed(value));
         };
         let host = ex.head.headers.get("host").and_then(|v| v.to_str().ok());
         let upstream = &self.pool.upstreams.list[index].settings;
@@ -228,7 +186,7 @@ impl Gateway {
             .rewrite(text, &upstream.authority, host);
         self.series.location(out.outcome).inc();
         if out.outcome == location::Outcome::Foreign {
-            return Some(Cow::Borrowed(value.as_bytes()));
+            return Some(Cow::Borrowed(value));
         }
         let value = self
             .pool

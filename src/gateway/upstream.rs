@@ -9,16 +9,19 @@
 //! framing is a `Content-Length`, and a request is sent again only in the one case where the
 //! upstream cannot have read it (see [`Upstreams::send`]).
 
-use bytes::BytesMut;
+use bytes::{Buf, Bytes, BytesMut};
 use pingora_core::connectors::TransportConnector;
 use pingora_core::protocols::http::v1::client::HttpSession;
 use pingora_core::protocols::Stream;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorType};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::downstream::MAX_HEAD_BYTES;
 use super::idle_pool::IdlePool;
 use crate::config;
+use crate::http1::answer::{self, AnswerFraming, AnswerHead};
+use crate::http1::chunked::ChunkedDecoder;
 
 /// Why an exchange failed; the `kind` label of `mediagate_upstream_errors_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,6 +106,14 @@ impl Failure {
     pub fn protocol(what: &'static str) -> Failure {
         Failure::new(Error::explain(ErrorType::H1Error, what))
     }
+
+    fn io(etype: ErrorType, e: std::io::Error) -> Failure {
+        Failure::new(Error::because(etype, "upstream exchange", e))
+    }
+
+    fn timeout(etype: ErrorType) -> Failure {
+        Failure::new(Error::explain(etype, "upstream exchange"))
+    }
 }
 
 /// One configured upstream, resolved, with its connection pool.
@@ -144,7 +155,7 @@ impl Upstreams {
     }
 
     /// Sends `head` (a serialized request header) and `body` to upstream `index` in one write
-    /// and reads the answer's header.
+    /// and reads the whole answer. `to_head`: the request is a HEAD (its answer has no body).
     ///
     /// Retry rule: when a pooled (reused) connection fails before a single response byte arrives
     /// — the peer closed it while it sat idle — the request is sent once more on a new
@@ -156,8 +167,12 @@ impl Upstreams {
         index: usize,
         head: &[u8],
         body: &[u8],
-    ) -> Result<Answer<'_>, Failure> {
+        to_head: bool,
+    ) -> Result<Answer, Failure> {
         let upstream = &self.list[index];
+        let mut wire = Vec::with_capacity(head.len() + body.len());
+        wire.extend_from_slice(head);
+        wire.extend_from_slice(body);
         let (stream, reused) = match upstream.idle.take() {
             Some(stream) => (stream, true),
             None => (
@@ -169,8 +184,8 @@ impl Upstreams {
                 false,
             ),
         };
-        match self.exchange(upstream, stream, head, body).await {
-            Ok(session) => Ok(Answer { upstream, session }),
+        match exchange(upstream, stream, &wire, to_head).await {
+            Ok(answer) => Ok(answer),
             Err((failure, false)) if reused && failure.kind == FailureKind::Reset => {
                 log::debug!(
                     "upstream {}: pooled connection was closed, retrying on a new one",
@@ -183,95 +198,173 @@ impl Upstreams {
                     .new_stream(&upstream.peer)
                     .await
                     .map_err(Failure::connecting)?;
-                self.exchange(upstream, stream, head, body)
+                exchange(upstream, stream, &wire, to_head)
                     .await
-                    .map(|session| Answer { upstream, session })
                     .map_err(|(f, _)| f)
             }
             Err((failure, _)) => Err(failure),
         }
     }
-
-    /// Writes the request and reads the response header. On failure, also says whether any
-    /// response byte had arrived.
-    async fn exchange(
-        &self,
-        upstream: &Upstream,
-        mut stream: Stream,
-        head: &[u8],
-        body: &[u8],
-    ) -> Result<HttpSession, (Failure, bool)> {
-        let s = &upstream.settings;
-        let mut wire = BytesMut::with_capacity(head.len() + body.len());
-        wire.extend_from_slice(head);
-        wire.extend_from_slice(body);
-        let write = async {
-            stream.write_all(&wire).await?;
-            stream.flush().await
-        };
-        match tokio::time::timeout(s.write_timeout, write).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                return Err((
-                    Failure::new(Error::because(
-                        ErrorType::WriteError,
-                        "writing upstream request",
-                        e,
-                    )),
-                    false,
-                ))
-            }
-            Err(_) => {
-                return Err((
-                    Failure::new(Error::explain(
-                        ErrorType::WriteTimedout,
-                        "writing upstream request",
-                    )),
-                    false,
-                ))
-            }
-        }
-        let mut session = HttpSession::new_with_options(stream, &upstream.peer);
-        session.read_timeout = Some(s.read_timeout);
-        session.write_timeout = Some(s.write_timeout);
-        // Skip informational answers (100 Continue and the like), at most a few.
-        for _ in 0..4 {
-            if let Err(e) = session.read_response().await {
-                let got_bytes = session.resp_header().is_some();
-                return Err((Failure::new(e), got_bytes));
-            }
-            match session.get_status() {
-                Some(status) if status.is_informational() && status.as_u16() != 101 => continue,
-                _ => return Ok(session),
-            }
-        }
-        Err((
-            Failure::new(Error::explain(
-                ErrorType::H1Error,
-                "too many informational answers",
-            )),
-            true,
-        ))
-    }
 }
 
-/// An upstream answer whose header has been read; the body is read with [`Answer::body_chunk`]
-/// and the connection goes back to the pool with [`Answer::release`].
-pub struct Answer<'a> {
-    upstream: &'a Upstream,
-    pub session: HttpSession,
+/// An upstream's whole answer.
+pub struct Answer {
+    pub head: AnswerHead,
+    pub body: Bytes,
 }
 
-impl Answer<'_> {
-    pub async fn body_chunk(&mut self) -> Result<Option<bytes::Bytes>, Failure> {
-        self.session.read_body_bytes().await.map_err(Failure::new)
+/// An upstream answer (head and body) may take at most this many bytes; the collection API's
+/// answers are empty or a few kilobytes (schemas).
+const MAX_ANSWER_BYTES: usize = 16 << 20;
+/// Informational answers (100 Continue and the like) skipped before the real one, at most.
+const MAX_INTERIM: usize = 4;
+
+/// Writes the request and reads the whole answer, then gives the connection back to the pool
+/// when the answer allows it. On failure, also says whether any answer byte had arrived.
+async fn exchange(
+    upstream: &Upstream,
+    mut stream: Stream,
+    wire: &[u8],
+    to_head: bool,
+) -> Result<Answer, (Failure, bool)> {
+    let s = &upstream.settings;
+    let write = async {
+        stream.write_all(wire).await?;
+        stream.flush().await
+    };
+    match tokio::time::timeout(s.write_timeout, write).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err((Failure::io(ErrorType::WriteError, e), false)),
+        Err(_) => return Err((Failure::timeout(ErrorType::WriteTimedout), false)),
+    }
+    let mut reader = Reader {
+        stream: &mut stream,
+        buf: BytesMut::with_capacity(2048),
+        timeout: s.read_timeout,
+        received: false,
+    };
+    let mut interim = 0;
+    let (head, rest) = loop {
+        let (head, rest) = reader.read_head(to_head).await?;
+        if (100..200).contains(&head.status) && head.status != 101 && interim < MAX_INTERIM {
+            interim += 1;
+            reader.buf = BytesMut::from(&rest[..]);
+            continue;
+        }
+        break (head, rest);
+    };
+    let (body, clean) = match head.framing {
+        AnswerFraming::None => (Bytes::new(), rest.is_empty()),
+        AnswerFraming::Length(n) => {
+            let n = usize::try_from(n)
+                .ok()
+                .filter(|&n| n <= MAX_ANSWER_BYTES)
+                .ok_or((Failure::protocol("answer body too large"), true))?;
+            if rest.len() >= n {
+                // The usual case: the body came with the head; share it.
+                (rest.slice(..n), rest.len() == n)
+            } else {
+                reader.buf = BytesMut::from(&rest[..]);
+                while reader.buf.len() < n {
+                    reader.read_more().await?;
+                }
+                let body = reader.buf.split_to(n).freeze();
+                (body, reader.buf.is_empty())
+            }
+        }
+        AnswerFraming::Chunked => {
+            let mut decoder = ChunkedDecoder::new();
+            let mut body = BytesMut::new();
+            reader.buf = BytesMut::from(&rest[..]);
+            loop {
+                let used = decoder
+                    .decode(&reader.buf, &mut body)
+                    .map_err(|e| (Failure::protocol(e.0), true))?;
+                reader.buf.advance(used);
+                if decoder.is_done() {
+                    break;
+                }
+                if body.len() > MAX_ANSWER_BYTES {
+                    return Err((Failure::protocol("answer body too large"), true));
+                }
+                reader.read_more().await?;
+            }
+            (body.freeze(), reader.buf.is_empty())
+        }
+        AnswerFraming::UntilClose => {
+            reader.buf = BytesMut::from(&rest[..]);
+            while reader.read_more_or_eof().await? {}
+            (reader.buf.split().freeze(), false)
+        }
+    };
+    // Bytes beyond the answer mean the stream is out of step: not reused.
+    if head.keep_alive && clean {
+        upstream.idle.put(stream);
+    }
+    Ok(Answer { head, body })
+}
+
+/// Reads an answer off an upstream connection.
+struct Reader<'s> {
+    stream: &'s mut Stream,
+    buf: BytesMut,
+    timeout: std::time::Duration,
+    /// Whether any answer byte arrived (see the retry rule).
+    received: bool,
+}
+
+impl Reader<'_> {
+    async fn read_head(&mut self, to_head: bool) -> Result<(AnswerHead, Bytes), (Failure, bool)> {
+        loop {
+            if !self.buf.is_empty() {
+                let data = self.buf.split().freeze();
+                match answer::parse(&data, to_head) {
+                    Ok(Some((head, len))) => return Ok((head, data.slice(len..))),
+                    Ok(None) if data.len() > MAX_HEAD_BYTES => {
+                        return Err((Failure::protocol("answer head too large"), true))
+                    }
+                    // Incomplete: keep the bytes (the buffer is the only owner again).
+                    Ok(None) => {
+                        self.buf = data
+                            .try_into_mut()
+                            .unwrap_or_else(|shared| BytesMut::from(&shared[..]))
+                    }
+                    Err(e) => return Err((Failure::protocol(e.0), true)),
+                }
+            }
+            self.read_more().await?;
+        }
     }
 
-    /// Returns the connection to the pool when the answer allows it (keep-alive, fully read).
-    pub async fn release(mut self) {
-        self.session.respect_keepalive();
-        if let Some(stream) = self.session.reuse().await {
-            self.upstream.idle.put(stream);
+    /// Reads more; the connection closing here is a failure.
+    async fn read_more(&mut self) -> Result<(), (Failure, bool)> {
+        if self.read_more_or_eof().await? {
+            Ok(())
+        } else {
+            Err((
+                Failure::new(Error::explain(
+                    ErrorType::ConnectionClosed,
+                    "the upstream closed the connection before the whole answer",
+                )),
+                self.received,
+            ))
+        }
+    }
+
+    /// Reads more; `false` when the upstream closed the connection.
+    async fn read_more_or_eof(&mut self) -> Result<bool, (Failure, bool)> {
+        if self.buf.len() > MAX_ANSWER_BYTES {
+            return Err((Failure::protocol("answer too large"), true));
+        }
+        self.buf.reserve(4096);
+        match tokio::time::timeout(self.timeout, self.stream.read_buf(&mut self.buf)).await {
+            Ok(Ok(0)) => Ok(false),
+            Ok(Ok(_)) => {
+                self.received = true;
+                Ok(true)
+            }
+            Ok(Err(e)) => Err((Failure::io(ErrorType::ReadError, e), self.received)),
+            Err(_) => Err((Failure::timeout(ErrorType::ReadTimedout), self.received)),
         }
     }
 }

@@ -13,10 +13,6 @@ pub struct ResponseHead {
 pub enum BodyFraming {
     /// `Content-Length: n` (also for empty bodies).
     Length(u64),
-    /// `Transfer-Encoding: chunked` (HTTP/1.1 clients, unknown length).
-    Chunked,
-    /// Neither: the body ends when the connection closes (HTTP/1.0 clients, unknown length).
-    UntilClose,
     /// No body and no length field: 204, 304 and 1xx answers.
     None,
 }
@@ -43,6 +39,15 @@ impl ResponseHead {
         self
     }
 
+    /// Adds one field given as bytes (a name as received from an upstream).
+    pub fn header_bytes(&mut self, name: &[u8], value: &[u8]) -> &mut Self {
+        self.buf.extend_from_slice(name);
+        self.buf.extend_from_slice(b": ");
+        self.buf.extend_from_slice(value);
+        self.buf.extend_from_slice(b"\r\n");
+        self
+    }
+
     /// Ends the head with the framing and connection fields; returns the bytes, to which the
     /// body (if any) may be appended.
     pub fn finish(mut self, framing: BodyFraming, version: Version, keep_alive: bool) -> Vec<u8> {
@@ -52,10 +57,7 @@ impl ResponseHead {
                 push_u64(&mut self.buf, n);
                 self.buf.extend_from_slice(b"\r\n");
             }
-            BodyFraming::Chunked => self
-                .buf
-                .extend_from_slice(b"transfer-encoding: chunked\r\n"),
-            BodyFraming::UntilClose | BodyFraming::None => {}
+            BodyFraming::None => {}
         }
         // Said in both cases and for both versions, as nginx does (HTTP/1.1 implies keep-alive,
         // but some clients and tools look for the field).
@@ -69,19 +71,6 @@ impl ResponseHead {
         self.buf
     }
 }
-
-/// Appends one chunk of a chunked body (`len` in hex, CRLF, data, CRLF).
-pub fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
-    if data.is_empty() {
-        return;
-    }
-    out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-    out.extend_from_slice(data);
-    out.extend_from_slice(b"\r\n");
-}
-
-/// The last chunk of a chunked body.
-pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
 /// The interim answer to `Expect: 100-continue`.
 pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
@@ -133,19 +122,12 @@ mod tests {
             old,
             b"HTTP/1.1 204 No Content\r\nconnection: keep-alive\r\n\r\n"
         );
-        let chunked = ResponseHead::new(200, 0).finish(BodyFraming::Chunked, Version::Http11, true);
-        assert!(chunked.ends_with(b"transfer-encoding: chunked\r\nconnection: keep-alive\r\n\r\n"));
-        let old_close =
-            ResponseHead::new(200, 0).finish(BodyFraming::UntilClose, Version::Http10, false);
-        assert_eq!(old_close, b"HTTP/1.1 200 OK\r\n\r\n");
+        let old_close = ResponseHead::new(304, 0).finish(BodyFraming::None, Version::Http10, false);
+        assert_eq!(old_close, b"HTTP/1.1 304 Not Modified\r\n\r\n");
     }
 
     #[test]
-    fn chunks_and_numbers() {
-        let mut out = Vec::new();
-        push_chunk(&mut out, b"hello, world!!!!!");
-        push_chunk(&mut out, b"");
-        assert_eq!(out, b"11\r\nhello, world!!!!!\r\n");
+    fn numbers_and_reasons() {
         let mut n = Vec::new();
         push_u64(&mut n, 0);
         push_u64(&mut n, 18_446_744_073_709_551_615);
