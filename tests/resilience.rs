@@ -166,7 +166,13 @@ fn with_two_upstreams_no_session_start_fails_when_one_is_killed_under_load() {
                     }
                     match conn.send("POST", "/api/v1/sessions", &[JSON], SESSION_START) {
                         Ok(r) if r.status == 201 => ok.fetch_add(1, Ordering::Relaxed),
-                        _ => failed.fetch_add(1, Ordering::Relaxed),
+                        other => {
+                            eprintln!(
+                                "failed session start: {:?}",
+                                other.map(|r| (r.status, r.text()))
+                            );
+                            failed.fetch_add(1, Ordering::Relaxed)
+                        }
                     };
                 }
             })
@@ -190,7 +196,12 @@ fn with_two_upstreams_no_session_start_fails_when_one_is_killed_under_load() {
         "load went on after the kill"
     );
     // Requests queued on b's pooled connections were never read by b: they move to a.
-    assert_eq!(failed.load(Ordering::Relaxed), 0, "a session start failed");
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "a session start failed; gateway log:\n{}",
+        gw.stderr()
+    );
 }
 
 #[test]

@@ -130,13 +130,16 @@ impl Rules {
     /// The rule set for a request: the first site whose host (without port, case-insensitive)
     /// and path prefix match, else the default.
     pub fn select(&self, host: Option<&str>, path: &str) -> &RuleSet {
-        let host = host.map(|h| strip_port(h).to_ascii_lowercase());
+        if self.sites.is_empty() {
+            return &self.default;
+        }
+        let host = host.map(strip_port);
         self.sites
             .iter()
             .find(|s| {
                 s.host
                     .as_ref()
-                    .is_none_or(|h| host.as_deref() == Some(h.as_str()))
+                    .is_none_or(|h| host.is_some_and(|got| got.eq_ignore_ascii_case(h)))
                     && s.path_prefix
                         .as_ref()
                         .is_none_or(|p| path.starts_with(p.as_str()))
@@ -196,19 +199,20 @@ impl Rules {
         let mut out = Vec::with_capacity(3 + set.upstream_headers.len());
         if self.x_forwarded_for {
             if let Some(peer) = peer {
-                let prior = ctx
+                use std::fmt::Write;
+                let mut value = String::with_capacity(48);
+                for prior in ctx
                     .headers
                     .get_all("x-forwarded-for")
                     .iter()
                     .filter_map(|v| v.to_str().ok())
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let value = if prior.is_empty() {
-                    peer.to_string()
-                } else {
-                    format!("{prior}, {peer}")
-                };
-                if let Ok(v) = HeaderValue::from_str(&value) {
+                {
+                    value.push_str(prior);
+                    value.push_str(", ");
+                }
+                // Writing to a String cannot fail.
+                let _ = write!(value, "{peer}");
+                if let Ok(v) = HeaderValue::try_from(value) {
                     out.push((HeaderName::from_static("x-forwarded-for"), v));
                 }
             }

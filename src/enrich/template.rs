@@ -131,13 +131,18 @@ pub fn rfc3339_millis(ms: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
+    use std::fmt::Write;
+    let mut out = String::with_capacity(24);
+    // Writing to a String cannot fail.
+    let _ = write!(
+        out,
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60,
         ms % 1000
-    )
+    );
+    out
 }
 
 #[cfg(test)]

@@ -36,7 +36,7 @@ const NOT_FORWARDED_DOWNSTREAM: &[&str] = &[
     "content-length",
 ];
 
-/// Serializes an HTTP/1.1 request header for the upstream.
+/// Serializes an HTTP/1.1 request header for the upstream (with room for the body after it).
 ///
 /// `set` are the headers the gateway sets (forwarding headers, request id, configured ones);
 /// they replace any client header of the same name.
@@ -48,7 +48,7 @@ pub fn request_head(
     set: &[(HeaderName, HeaderValue)],
     content_length: Option<usize>,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(512);
+    let mut out = Vec::with_capacity(768 + content_length.unwrap_or(0));
     out.extend_from_slice(method.as_bytes());
     out.push(b' ');
     out.extend_from_slice(path_and_query.as_bytes());
@@ -71,7 +71,7 @@ pub fn request_head(
     }
     if let Some(len) = content_length {
         out.extend_from_slice(b"content-length: ");
-        out.extend_from_slice(itoa_usize(len).as_bytes());
+        crate::http1::response::push_u64(&mut out, len as u64);
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
@@ -118,10 +118,6 @@ fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
-}
-
-fn itoa_usize(n: usize) -> String {
-    n.to_string()
 }
 
 #[cfg(test)]

@@ -497,7 +497,11 @@ impl RequestIds {
     }
 
     fn next(&self) -> String {
+        use std::fmt::Write;
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        format!("{:016x}{:016x}", self.prefix, n)
+        let mut id = String::with_capacity(32);
+        // Writing to a String cannot fail.
+        let _ = write!(id, "{:016x}{:016x}", self.prefix, n);
+        id
     }
 }

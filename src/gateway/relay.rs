@@ -49,14 +49,6 @@ impl Gateway {
     ) -> Result<()> {
         let req = &ex.head;
         let method = req.method.clone();
-        let path = match &target {
-            Target::Owner { path, .. } => path.clone(),
-            Target::Balanced => req
-                .uri
-                .path_and_query()
-                .map_or("/", |p| p.as_str())
-                .to_owned(),
-        };
         let set = {
             let now_ms = unix_ms(SystemTime::now());
             let ectx = self.enrich_context(ctx, &req.headers, now_ms);
@@ -79,22 +71,23 @@ impl Gateway {
             tried[index] = true;
             ctx.upstream = Some(index);
             let upstream = &self.pool.upstreams.list[index];
-            let head = forward::request_head(
+            let path = match &target {
+                Target::Owner { path, .. } => path.as_str(),
+                Target::Balanced => ex.head.uri.path_and_query().map_or("/", |p| p.as_str()),
+            };
+            // The head and the body, for one write.
+            let mut wire = forward::request_head(
                 method.as_str(),
-                &path,
+                path,
                 &upstream.settings.authority,
                 &ex.head.headers,
                 &set,
                 body.as_ref().map(Bytes::len),
             );
+            wire.extend_from_slice(payload);
             let started = Instant::now();
             let to_head = method == http::Method::HEAD;
-            match self
-                .pool
-                .upstreams
-                .send(index, &head, payload, to_head)
-                .await
-            {
+            match self.pool.upstreams.send(index, &wire, to_head).await {
                 Ok(answer) => {
                     self.pool.record_success(index);
                     return self.relay(ex, ctx, index, answer, started).await;
@@ -151,7 +144,7 @@ impl Gateway {
             },
             _ => BodyFraming::Length(answer.body.len() as u64),
         };
-        let mut head = ResponseHead::new(up.status, 384 + answer.body.len());
+        let mut head = ResponseHead::new(up.status, 768 + answer.body.len());
         for (name, value) in forward::downstream_headers(up, &SET_HERE) {
             head.header_bytes(name, value);
         }

@@ -154,25 +154,16 @@ impl Upstreams {
         Ok(Upstreams { list })
     }
 
-    /// Sends `head` (a serialized request header) and `body` to upstream `index` in one write
-    /// and reads the whole answer. `to_head`: the request is a HEAD (its answer has no body).
+    /// Sends `wire` (a serialized request, head and body) to upstream `index` in one write and
+    /// reads the whole answer. `to_head`: the request is a HEAD (its answer has no body).
     ///
     /// Retry rule: when a pooled (reused) connection fails before a single response byte arrives
     /// — the peer closed it while it sat idle — the request is sent once more on a new
     /// connection. The upstream closed that connection without answering, so it did not process
     /// the request; this is the only case in which a POST is ever sent twice. Any failure on a
     /// new connection, and any failure after response bytes, is final.
-    pub async fn send(
-        &self,
-        index: usize,
-        head: &[u8],
-        body: &[u8],
-        to_head: bool,
-    ) -> Result<Answer, Failure> {
+    pub async fn send(&self, index: usize, wire: &[u8], to_head: bool) -> Result<Answer, Failure> {
         let upstream = &self.list[index];
-        let mut wire = Vec::with_capacity(head.len() + body.len());
-        wire.extend_from_slice(head);
-        wire.extend_from_slice(body);
         let (stream, reused) = match upstream.idle.take() {
             Some(stream) => (stream, true),
             None => (
@@ -184,7 +175,7 @@ impl Upstreams {
                 false,
             ),
         };
-        match exchange(upstream, stream, &wire, to_head).await {
+        match exchange(upstream, stream, wire, to_head).await {
             Ok(answer) => Ok(answer),
             Err((failure, false)) if reused && failure.kind == FailureKind::Reset => {
                 log::debug!(
@@ -198,7 +189,7 @@ impl Upstreams {
                     .new_stream(&upstream.peer)
                     .await
                     .map_err(Failure::connecting)?;
-                exchange(upstream, stream, &wire, to_head)
+                exchange(upstream, stream, wire, to_head)
                     .await
                     .map_err(|(f, _)| f)
             }
@@ -239,7 +230,7 @@ async fn exchange(
     }
     let mut reader = Reader {
         stream: &mut stream,
-        buf: BytesMut::with_capacity(2048),
+        buf: BytesMut::with_capacity(4096),
         timeout: s.read_timeout,
         received: false,
     };
@@ -259,7 +250,7 @@ async fn exchange(
             let n = usize::try_from(n)
                 .ok()
                 .filter(|&n| n <= MAX_ANSWER_BYTES)
-                .ok_or((Failure::protocol("answer body too large"), true))?;
+                .ok_or_else(|| (Failure::protocol("answer body too large"), true))?;
             if rest.len() >= n {
                 // The usual case: the body came with the head; share it.
                 (rest.slice(..n), rest.len() == n)
@@ -356,7 +347,9 @@ impl Reader<'_> {
         if self.buf.len() > MAX_ANSWER_BYTES {
             return Err((Failure::protocol("answer too large"), true));
         }
-        self.buf.reserve(4096);
+        if self.buf.capacity() - self.buf.len() < 1024 {
+            self.buf.reserve(4096);
+        }
         match tokio::time::timeout(self.timeout, self.stream.read_buf(&mut self.buf)).await {
             Ok(Ok(0)) => Ok(false),
             Ok(Ok(_)) => {

@@ -75,7 +75,8 @@ impl ResponseHead {
 /// The interim answer to `Expect: 100-continue`.
 pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
-fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+/// Appends `n` in decimal.
+pub fn push_u64(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {
