@@ -156,9 +156,9 @@ impl Conn {
             self.stream.write_all(bytes).await?;
             self.stream.flush().await
         };
-        match tokio::time::timeout(timeout, write).await {
-            Ok(result) => result,
-            Err(_) => Err(io::Error::new(
+        match super::deadline::within(timeout, write).await {
+            Some(result) => result,
+            None => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "writing the answer timed out",
             )),

@@ -9,6 +9,7 @@
 
 pub mod access_log;
 pub mod balance;
+mod deadline;
 mod downstream;
 pub mod forward;
 pub mod health;
@@ -56,6 +57,9 @@ pub struct Gateway {
 /// Per-request state, read by [`Gateway::log_request`].
 pub struct RequestCtx {
     start: Instant,
+    /// When the request was received, milliseconds since the Unix epoch (read once: for
+    /// validation's `ts` bounds, templates and the access log).
+    received_ms: u64,
     route: Route,
     status: u16,
     body_bytes: usize,
@@ -171,7 +175,7 @@ impl Gateway {
             return Ok(());
         };
         ctx.body_bytes = body.len();
-        let now_ms = unix_ms(SystemTime::now());
+        let now_ms = ctx.received_ms;
         let checked = mcapi::check(endpoint, &body, &cfg.validation.policies, now_ms);
         let mode = cfg.validation.mode;
         if mode != Mode::Off {
@@ -363,6 +367,7 @@ impl Gateway {
         };
         let mut ctx = RequestCtx {
             start: Instant::now(),
+            received_ms: unix_ms(SystemTime::now()),
             route: Route::Unknown,
             status: 0,
             body_bytes: 0,
@@ -432,7 +437,7 @@ impl Gateway {
             self.series.upstream_duration(i).observe(t.as_secs_f64());
         }
         if let Some(log) = &self.access_log {
-            let ts = rfc3339_millis(unix_ms(SystemTime::now()));
+            let ts = rfc3339_millis(ctx.received_ms + elapsed.as_millis() as u64);
             log.write(&access_log::Entry {
                 ts: &ts,
                 request_id: &ctx.request_id,

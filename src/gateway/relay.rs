@@ -5,11 +5,11 @@
 use bytes::Bytes;
 use pingora_error::Result;
 use std::borrow::Cow;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use super::downstream::Exchange;
 use super::upstream::{Answer, Failure, FailureKind};
-use super::{forward, respond, unix_ms, Gateway, RequestCtx};
+use super::{forward, respond, Gateway, RequestCtx};
 use crate::enrich::RuleSet;
 use crate::http1::answer::{AnswerFraming, AnswerHead};
 use crate::http1::response::{BodyFraming, ResponseHead};
@@ -50,8 +50,7 @@ impl Gateway {
         let req = &ex.head;
         let method = req.method.clone();
         let set = {
-            let now_ms = unix_ms(SystemTime::now());
-            let ectx = self.enrich_context(ctx, &req.headers, now_ms);
+            let ectx = self.enrich_context(ctx, &req.headers, ctx.received_ms);
             self.config
                 .enrich
                 .upstream_headers(rules, &ectx, ex.peer(), self.tls)

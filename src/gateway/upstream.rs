@@ -223,10 +223,10 @@ async fn exchange(
         stream.write_all(wire).await?;
         stream.flush().await
     };
-    match tokio::time::timeout(s.write_timeout, write).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err((Failure::io(ErrorType::WriteError, e), false)),
-        Err(_) => return Err((Failure::timeout(ErrorType::WriteTimedout), false)),
+    match super::deadline::within(s.write_timeout, write).await {
+        Some(Ok(())) => {}
+        Some(Err(e)) => return Err((Failure::io(ErrorType::WriteError, e), false)),
+        None => return Err((Failure::timeout(ErrorType::WriteTimedout), false)),
     }
     let mut reader = Reader {
         stream: &mut stream,
