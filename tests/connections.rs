@@ -178,3 +178,124 @@ fn relayed_answers_drop_hop_by_hop_fields_and_carry_their_length() {
     assert_eq!(len, r.body.len());
     assert!(r.json().is_object());
 }
+
+/// A scripted upstream: answers each request by its path with a fixed byte string, closing the
+/// connection after answers that say so. Counts the connections it accepted.
+struct ScriptedUpstream {
+    addr: std::net::SocketAddr,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ScriptedUpstream {
+    fn start() -> ScriptedUpstream {
+        use std::io::{BufRead, BufReader, Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = accepted.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                counter.fetch_add(1, Ordering::SeqCst);
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut writer = stream;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let path = line.split(' ').nth(1).unwrap_or("").to_owned();
+                        let mut length = 0;
+                        loop {
+                            let mut field = String::new();
+                            if reader.read_line(&mut field).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if field == "\r\n" {
+                                break;
+                            }
+                            let lower = field.to_ascii_lowercase();
+                            if let Some(v) = lower.strip_prefix("content-length:") {
+                                length = v.trim().parse().unwrap_or(0);
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        let _ = reader.read_exact(&mut body);
+                        let (answer, close): (&[u8], bool) = match path.as_str() {
+                            "/api/v1/schemas/chunked" => (
+                                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nX-Up: 1\r\n\r\n5\r\n{\"a\":\r\n2\r\n1}\r\n0\r\n\r\n",
+                                false,
+                            ),
+                            "/api/v1/schemas/closing" => (
+                                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{\"b\":2}",
+                                true,
+                            ),
+                            "/api/v1/schemas/head" => {
+                                (b"HTTP/1.1 200 OK\r\nContent-Length: 42\r\n\r\n", false)
+                            }
+                            _ => (b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", false),
+                        };
+                        if writer.write_all(answer).is_err() || close {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        ScriptedUpstream { addr, accepted }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[test]
+fn chunked_close_delimited_and_head_answers_are_relayed_with_a_length() {
+    let up = ScriptedUpstream::start();
+    let gw = Gateway::start(Options {
+        upstream: Some(format!("http://{}", up.addr)),
+        // No probes: every connection the upstream accepts is one the gateway made for a request.
+        tables: "[health_check]\nkind = \"off\"\n".into(),
+        ..Options::default()
+    });
+    let mut conn = Conn::connect(gw.addr).unwrap();
+
+    // A chunked answer is read whole and relayed with its length; the upstream connection is
+    // kept for the next request.
+    for _ in 0..2 {
+        let r = conn
+            .send("GET", "/api/v1/schemas/chunked", &[], b"")
+            .unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, br#"{"a":1}"#);
+        assert_eq!(r.header("content-length"), Some("7"));
+        assert_eq!(r.header("transfer-encoding"), None);
+        assert_eq!(r.header("x-up"), Some("1"));
+    }
+    assert_eq!(up.accepted(), 1, "the upstream connection was reused");
+
+    // A close-delimited answer: relayed with a length; that upstream connection is not reused.
+    let r = conn
+        .send("GET", "/api/v1/schemas/closing", &[], b"")
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, br#"{"b":2}"#);
+    assert_eq!(r.header("content-length"), Some("7"));
+    assert_eq!(
+        r.header("connection"),
+        Some("keep-alive"),
+        "the client's connection stays"
+    );
+
+    // HEAD: the length of the body it stands for, no body; the client connection stays usable.
+    let r = conn.send("HEAD", "/api/v1/schemas/head", &[], b"").unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length"), Some("42"));
+    let r = conn
+        .send("GET", "/api/v1/schemas/chunked", &[], b"")
+        .unwrap();
+    assert_eq!(r.body, br#"{"a":1}"#);
+}
