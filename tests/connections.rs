@@ -298,4 +298,9 @@ fn chunked_close_delimited_and_head_answers_are_relayed_with_a_length() {
         .send("GET", "/api/v1/schemas/chunked", &[], b"")
         .unwrap();
     assert_eq!(r.body, br#"{"a":1}"#);
+    assert_eq!(
+        up.accepted(),
+        2,
+        "one new connection after the closing answer, kept after the HEAD"
+    );
 }
