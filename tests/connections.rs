@@ -136,6 +136,31 @@ fn oversized_or_malformed_heads_get_json_errors_and_a_close() {
         assert!(r.json()["message"].is_string());
         assert!(conn.is_closed_by_peer(Duration::from_secs(5)));
     }
+    // Each refusal is counted and has its access log line (written out within 100 ms).
+    assert_eq!(
+        gw.metric_when(
+            r#"mediagate_requests_total{route="other",status="431"}"#,
+            |v| v >= 2.0
+        ),
+        2.0
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut log = gw.access_log();
+    while log.matches("\"method\":\"-\"").count() < 5 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        log = gw.access_log();
+    }
+    let refused: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|e: &serde_json::Value| e["method"] == "-")
+        .collect();
+    let statuses: Vec<u64> = refused
+        .iter()
+        .filter_map(|e| e["status"].as_u64())
+        .collect();
+    assert_eq!(statuses, [431, 431, 400, 400, 501], "{log}");
+    assert!(refused.iter().all(|e| e["client"] == "127.0.0.1"));
 }
 
 #[test]

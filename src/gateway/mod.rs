@@ -403,12 +403,31 @@ impl Gateway {
             errors: &[],
             headers: &[],
         };
+        let started = Instant::now();
         let answer = respond::error_answer(&reply, crate::http1::Version::Http11, false);
-        let _ = conn
+        let sent = conn
             .send(&answer, self.config.server.client_read_timeout)
             .await;
         self.series
             .count_request(&self.metrics, Route::Unknown, status, status_label(status));
+        if let Some(log) = &self.access_log {
+            let ts = rfc3339_millis(unix_ms(SystemTime::now()));
+            log.write(&access_log::Entry {
+                ts: &ts,
+                request_id: &self.request_ids.next(),
+                client: conn.peer,
+                // The head could not be read: no method or route to name.
+                method: "-",
+                route: Route::Unknown.template(),
+                status,
+                duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+                body_bytes: 0,
+                upstream: None,
+                upstream_ms: None,
+                violations: 0,
+                error: sent.is_err().then_some("client"),
+            });
+        }
         true
     }
 
