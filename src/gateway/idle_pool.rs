@@ -1,36 +1,70 @@
-//! Idle upstream connections kept for reuse, one small LIFO stack per upstream.
+//! Idle upstream connections kept for reuse: small LIFO stacks per upstream, one per worker
+//! thread.
 //!
 //! pingora's own pool checks every reused socket with a `getpeername` and spawns a watcher task
 //! for every connection it takes back; at tens of thousands of requests per second that is a
 //! system call, a task spawn and a wake-up per request. Here a connection is simply pushed back
-//! and popped again (the most recently used first, so few connections stay warm). A connection
-//! idle longer than the upstream's `idle_timeout_ms` is dropped instead of reused, and
-//! [`IdlePool::prune`] (run by the health checker) closes those nobody took. A connection the
-//! upstream closed while it sat here is caught by the retry rule of [`super::upstream`].
+//! and popped again (the most recently used first, so few connections stay warm).
+//!
+//! Why per thread (with `work_stealing = false`): pingora then runs one tokio runtime per worker
+//! thread, and a socket belongs to the I/O driver of the runtime that opened it. A connection
+//! opened on one thread and reused by a request on another would have every readiness event of
+//! the answer delivered to the first thread, which then has to wake the second: a cross-thread
+//! wake-up per request. So a thread takes back only connections it opened. With work stealing
+//! (the default) there is one runtime, requests move between threads, and one stack is shared
+//! (per-thread stacks would then fill on one thread while another opens new connections).
+//!
+//! A connection idle longer than the upstream's `idle_timeout_ms` is dropped instead of reused,
+//! and [`IdlePool::prune`] (run by the health checker) closes those nobody took. A connection
+//! the upstream closed while it sat here is caught by the retry rule of [`super::upstream`].
 
 use pingora_core::protocols::Stream;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// Stacks per upstream; threads beyond this many share them.
+const SLOTS: usize = 16;
+
+type Stack = Mutex<Vec<(Stream, Instant)>>;
+
 pub struct IdlePool {
-    idle: Mutex<Vec<(Stream, Instant)>>,
+    /// One stack, or [`SLOTS`] (per thread).
+    slots: Vec<Stack>,
+    /// At most this many idle connections per thread's stack.
     max: usize,
     timeout: Duration,
 }
 
+/// This thread's stack index.
+fn slot() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SLOT: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SLOTS;
+    }
+    SLOT.with(|s| *s)
+}
+
 impl IdlePool {
-    pub fn new(max: usize, timeout: Duration) -> IdlePool {
+    pub fn new(max: usize, timeout: Duration, per_thread: bool) -> IdlePool {
+        let stacks = if per_thread { SLOTS } else { 1 };
         IdlePool {
-            idle: Mutex::new(Vec::with_capacity(max.min(1024))),
+            slots: (0..stacks).map(|_| Mutex::new(Vec::new())).collect(),
             max,
             timeout,
         }
     }
 
-    /// The most recently returned connection that has not idled too long.
+    fn stack(&self) -> std::sync::MutexGuard<'_, Vec<(Stream, Instant)>> {
+        let index = if self.slots.len() == 1 { 0 } else { slot() };
+        self.slots[index].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The most recently returned connection (of this thread, per thread) that has not idled
+    /// too long.
     pub fn take(&self) -> Option<Stream> {
         let now = Instant::now();
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = self.stack();
         while let Some((stream, since)) = idle.pop() {
             if now.duration_since(since) < self.timeout {
                 return Some(stream);
@@ -41,9 +75,9 @@ impl IdlePool {
         None
     }
 
-    /// Keeps a connection for reuse (dropped, hence closed, when the pool is full).
+    /// Keeps a connection for reuse (dropped, hence closed, when the stack is full).
     pub fn put(&self, stream: Stream) {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = self.stack();
         if idle.len() < self.max {
             idle.push((stream, Instant::now()));
         }
@@ -52,7 +86,9 @@ impl IdlePool {
     /// Closes the connections that idled past the timeout.
     pub fn prune(&self) {
         let now = Instant::now();
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        idle.retain(|(_, since)| now.duration_since(*since) < self.timeout);
+        for stack in &self.slots {
+            let mut idle = stack.lock().unwrap_or_else(|p| p.into_inner());
+            idle.retain(|(_, since)| now.duration_since(*since) < self.timeout);
+        }
     }
 }

@@ -101,7 +101,10 @@ impl Service for PlainListener {
                     let _ = tcp.set_nodelay(true);
                     let app = self.app.clone();
                     let shutdown = shutdown.clone();
-                    tokio::spawn(async move {
+                    // On one of the service's worker threads, picked at random as pingora's
+                    // own listeners do (a plain `tokio::spawn` would keep every connection on
+                    // the accepting thread).
+                    pingora_runtime::current_handle().spawn(async move {
                         let conn = Conn::with_peer(Box::new(L4Stream::from(tcp)), Some(peer.ip()));
                         app.serve_connection(conn, shutdown).await;
                     });

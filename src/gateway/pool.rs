@@ -36,7 +36,9 @@ pub enum OwnerError {
 
 impl Pool {
     pub fn new(config: &config::Config) -> Result<Pool, String> {
-        let upstreams = Upstreams::new(&config.upstreams, 256)?;
+        // Per-thread idle stacks only when requests stay on the thread that took them.
+        let per_thread = !config.server.work_stealing;
+        let upstreams = Upstreams::new(&config.upstreams, 256, per_thread)?;
         let h = &config.health;
         let health = Health::new(
             upstreams.list.len(),

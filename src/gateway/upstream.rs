@@ -131,7 +131,12 @@ pub struct Upstreams {
 
 impl Upstreams {
     /// Resolves every upstream (DNS for host names) and builds its peer.
-    pub fn new(settings: &[config::Upstream], pool_size: usize) -> Result<Upstreams, String> {
+    /// `per_thread`: keep idle connections per worker thread (see [`IdlePool`]).
+    pub fn new(
+        settings: &[config::Upstream],
+        pool_size: usize,
+        per_thread: bool,
+    ) -> Result<Upstreams, String> {
         let mut list = Vec::with_capacity(settings.len());
         for s in settings {
             let addr = s.resolve()?;
@@ -148,7 +153,7 @@ impl Upstreams {
                 settings: s.clone(),
                 peer,
                 connector: TransportConnector::new(Some(options)),
-                idle: IdlePool::new(pool_size, s.idle_timeout),
+                idle: IdlePool::new(pool_size, s.idle_timeout, per_thread),
             });
         }
         Ok(Upstreams { list })
