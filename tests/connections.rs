@@ -68,6 +68,20 @@ fn http_1_0_keeps_the_connection_only_when_asked() {
 }
 
 #[test]
+fn gateway_made_answers_to_head_have_no_body() {
+    let gw = Gateway::start(Options::default());
+    let mut conn = Conn::connect(gw.addr).unwrap();
+    for (path, status) in [("/nowhere", 404), ("/api/v1/sessions", 405)] {
+        let r = conn.send("HEAD", path, &[], b"").unwrap();
+        assert_eq!(r.status, status);
+        assert!(r.header("content-length").is_some_and(|l| l != "0"));
+    }
+    // Had a body followed either answer, this one would be read out of step.
+    let r = conn.post_json("/api/v1/sessions", SESSION_START).unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+}
+
+#[test]
 fn connection_close_is_honoured() {
     let gw = Gateway::start(Options::default());
     let mut conn = Conn::connect(gw.addr).unwrap();

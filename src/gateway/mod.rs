@@ -110,7 +110,12 @@ impl Gateway {
                     headers: &[("allow", route.allow())],
                 };
                 ctx.status = 405;
-                let answer = respond::error_answer(&reply, ex.version(), ex.keep_alive());
+                let answer = respond::error_answer(
+                    &reply,
+                    ex.version(),
+                    ex.keep_alive(),
+                    ex.head.method != http::Method::HEAD,
+                );
                 ex.send(&answer).await
             }
             Action::Preflight => {
@@ -274,7 +279,12 @@ impl Gateway {
             errors,
             headers: &[],
         };
-        let answer = respond::error_answer(&reply, ex.version(), ex.keep_alive());
+        let answer = respond::error_answer(
+            &reply,
+            ex.version(),
+            ex.keep_alive(),
+            ex.head.method != http::Method::HEAD,
+        );
         ex.send(&answer).await
     }
 
@@ -404,7 +414,7 @@ impl Gateway {
             headers: &[],
         };
         let started = Instant::now();
-        let answer = respond::error_answer(&reply, crate::http1::Version::Http11, false);
+        let answer = respond::error_answer(&reply, crate::http1::Version::Http11, false, true);
         let sent = conn
             .send(&answer, self.config.server.client_read_timeout)
             .await;

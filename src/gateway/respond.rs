@@ -62,8 +62,14 @@ pub const CORS_NAMES: [&str; 4] = [
     CORS_HEADERS[3].0,
 ];
 
-/// A JSON error answer, head and body, ready for the wire.
-pub fn error_answer(reply: &ErrorReply<'_>, version: Version, keep_alive: bool) -> Vec<u8> {
+/// A JSON error answer, head and body, ready for the wire. `with_body`: false for the answer to
+/// a HEAD request (the length of the body it stands for, no body).
+pub fn error_answer(
+    reply: &ErrorReply<'_>,
+    version: Version,
+    keep_alive: bool,
+    with_body: bool,
+) -> Vec<u8> {
     let body = reply.body();
     let mut head = ResponseHead::new(reply.status, 320 + body.len());
     head.header("content-type", b"application/json");
@@ -72,7 +78,9 @@ pub fn error_answer(reply: &ErrorReply<'_>, version: Version, keep_alive: bool) 
     }
     add_cors(&mut head);
     let mut out = head.finish(BodyFraming::Length(body.len() as u64), version, keep_alive);
-    out.extend_from_slice(&body);
+    if with_body {
+        out.extend_from_slice(&body);
+    }
     out
 }
 
@@ -125,7 +133,10 @@ mod tests {
             errors: &[],
             headers: &[("allow", "POST, OPTIONS")],
         };
-        let out = String::from_utf8(error_answer(&reply, Version::Http11, false)).unwrap();
+        let out = String::from_utf8(error_answer(&reply, Version::Http11, false, true)).unwrap();
+        let to_head = error_answer(&reply, Version::Http11, false, false);
+        assert!(to_head.ends_with(b"\r\n\r\n"));
+        assert!(out.as_bytes().starts_with(&to_head));
         let (head, body) = out.split_once("\r\n\r\n").unwrap();
         assert!(head.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"));
         assert!(head.contains("\r\nallow: POST, OPTIONS\r\n"));
