@@ -192,6 +192,35 @@ fn a_stalled_head_gets_408() {
 }
 
 #[test]
+fn a_head_trickled_a_byte_at_a_time_still_gets_408_in_time() {
+    let gw = Gateway::start(Options {
+        server: "client_read_timeout_ms = 400".into(),
+        ..Options::default()
+    });
+    let mut conn = Conn::connect(gw.addr).unwrap();
+    let mut writer = conn.try_clone_stream().unwrap();
+    let started = std::time::Instant::now();
+    // A byte every 50 ms, each well within the timeout, for far longer than the timeout.
+    let trickle = std::thread::spawn(move || {
+        use std::io::Write;
+        for b in b"POST /api/v1/sessions HTTP/1.1\r\nHost: gw\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+            if writer.write_all(&[*b]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    let r = conn.read_response("POST").unwrap();
+    assert_eq!(r.status, 408, "{}", r.text());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let _ = trickle.join();
+}
+
+#[test]
 fn chunked_with_content_length_is_read_as_chunked_then_closed() {
     let gw = Gateway::start(Options::default());
     let mut conn = Conn::connect(gw.addr).unwrap();

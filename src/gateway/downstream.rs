@@ -101,12 +101,14 @@ impl Conn {
         Poll::Ready(Ok(got.len()))
     }
 
-    /// Reads until a whole head is here and parses it. Returns the head and the bytes received
-    /// after it.
+    /// Reads until a whole head is here and parses it; the whole head must arrive within
+    /// `timeout` of its first bytes (a client trickling a byte at a time gets 408 all the same).
+    /// Returns the head and the bytes received after it.
     pub async fn read_head(
         &mut self,
         timeout: Duration,
     ) -> Result<(RequestHead, Bytes), HeadFailure> {
+        let deadline = tokio::time::Instant::now() + timeout;
         let mut scanned = 0;
         loop {
             if let Some(end) = head_end(&self.buf, scanned) {
@@ -126,7 +128,7 @@ impl Conn {
                 return Err(HeadFailure::TooLarge);
             }
             scanned = self.buf.len().saturating_sub(3);
-            match self.read_more(timeout).await {
+            match self.read_more(deadline).await {
                 Ok(0) if self.buf.is_empty() => return Err(HeadFailure::Closed),
                 Ok(0) => {
                     return Err(HeadFailure::Refused(HeadError::Malformed(
@@ -140,10 +142,13 @@ impl Conn {
         }
     }
 
-    /// Reads more bytes into the buffer. `Err(None)`: timed out.
-    async fn read_more(&mut self, timeout: Duration) -> Result<usize, Option<io::Error>> {
+    /// Reads more bytes into the buffer. `Err(None)`: the deadline passed.
+    async fn read_more(
+        &mut self,
+        deadline: tokio::time::Instant,
+    ) -> Result<usize, Option<io::Error>> {
         self.buf.reserve(FIRST_READ);
-        match tokio::time::timeout(timeout, self.stream.read_buf(&mut self.buf)).await {
+        match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf)).await {
             Ok(Ok(n)) => Ok(n),
             Ok(Err(e)) => Err(Some(e)),
             Err(_) => Err(None),
@@ -370,7 +375,8 @@ impl<'c> Exchange<'c> {
 }
 
 async fn read_body_bytes(conn: &mut Conn, timeout: Duration) -> Result<(), BodyFailure> {
-    match conn.read_more(timeout).await {
+    // A stalled body: each read may take `timeout`.
+    match conn.read_more(tokio::time::Instant::now() + timeout).await {
         Ok(0) => Err(BodyFailure::Malformed(
             "the connection closed inside the request body",
         )),

@@ -110,6 +110,11 @@ impl Conn {
         self.write_raw(head.as_bytes())
     }
 
+    /// A second handle on the socket (to write from another thread).
+    pub fn try_clone_stream(&self) -> io::Result<TcpStream> {
+        self.stream.try_clone()
+    }
+
     pub fn write_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.stream.write_all(bytes)?;
         self.stream.flush()
