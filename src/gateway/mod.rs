@@ -109,14 +109,7 @@ impl Gateway {
                     errors: &[],
                     headers: &[("allow", route.allow())],
                 };
-                ctx.status = 405;
-                let answer = respond::error_answer(
-                    &reply,
-                    ex.version(),
-                    ex.keep_alive(),
-                    ex.head.method != http::Method::HEAD,
-                );
-                ex.send(&answer).await
+                self.send_error(ex, ctx, &reply).await
             }
             Action::Preflight => {
                 ctx.status = 204;
@@ -272,19 +265,25 @@ impl Gateway {
         message: &str,
         errors: &[&mcapi::Violation],
     ) -> Result<()> {
-        ctx.status = status;
         let reply = ErrorReply {
             status,
             message,
             errors,
             headers: &[],
         };
-        let answer = respond::error_answer(
-            &reply,
-            ex.version(),
-            ex.keep_alive(),
-            ex.head.method != http::Method::HEAD,
-        );
+        self.send_error(ex, ctx, &reply).await
+    }
+
+    /// Writes a gateway-made error answer (without its body to a HEAD request).
+    async fn send_error(
+        &self,
+        ex: &mut Exchange<'_>,
+        ctx: &mut RequestCtx,
+        reply: &ErrorReply<'_>,
+    ) -> Result<()> {
+        ctx.status = reply.status;
+        let with_body = ex.head.method != http::Method::HEAD;
+        let answer = respond::error_answer(reply, ex.version(), ex.keep_alive(), with_body);
         ex.send(&answer).await
     }
 
