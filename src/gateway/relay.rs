@@ -11,13 +11,9 @@ use super::downstream::Exchange;
 use super::upstream::{Answer, Failure, FailureKind};
 use super::{forward, respond, Gateway, RequestCtx};
 use crate::enrich::RuleSet;
-use crate::http1::answer::{AnswerFraming, AnswerHead};
+use crate::http1::answer::{self, AnswerFraming, AnswerHead};
 use crate::http1::response::{BodyFraming, ResponseHead};
 use crate::location;
-
-fn parse_length(value: &[u8]) -> Option<u64> {
-    std::str::from_utf8(value).ok()?.trim().parse().ok()
-}
 
 /// Upstream answer headers the gateway writes itself.
 const SET_HERE: [&str; 5] = [
@@ -131,16 +127,11 @@ impl Gateway {
         let up = &answer.head;
         ctx.status = up.status;
         let framing = match up.framing {
-            AnswerFraming::None
-                if (100..200).contains(&up.status) || matches!(up.status, 204 | 304) =>
-            {
-                BodyFraming::None
-            }
+            AnswerFraming::None if answer::status_has_no_body(up.status) => BodyFraming::None,
             // A HEAD answer keeps the length of the body it stands for.
-            AnswerFraming::None => match up.get("content-length").and_then(parse_length) {
-                Some(n) => BodyFraming::Length(n),
-                None => BodyFraming::None,
-            },
+            AnswerFraming::None => up
+                .content_length
+                .map_or(BodyFraming::None, BodyFraming::Length),
             _ => BodyFraming::Length(answer.body.len() as u64),
         };
         let mut head = ResponseHead::new(up.status, 768 + answer.body.len());

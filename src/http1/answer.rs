@@ -25,6 +25,8 @@ pub struct AnswerHead {
     raw: Bytes,
     fields: Vec<(Range<usize>, Range<usize>)>,
     pub framing: AnswerFraming,
+    /// `Content-Length`, if given (for a HEAD answer, the length of the body it stands for).
+    pub content_length: Option<u64>,
     /// The upstream keeps the connection open after this answer.
     pub keep_alive: bool,
 }
@@ -99,7 +101,7 @@ pub fn parse(buf: &Bytes, to_head: bool) -> Result<Option<(AnswerHead, usize)>, 
         }
         fields.push((range(name), range(f.value)));
     }
-    let framing = if to_head || matches!(status, 100..=199 | 204 | 304) {
+    let framing = if to_head || status_has_no_body(status) {
         AnswerFraming::None
     } else if chunked {
         AnswerFraming::Chunked
@@ -114,10 +116,16 @@ pub fn parse(buf: &Bytes, to_head: bool) -> Result<Option<(AnswerHead, usize)>, 
             raw: buf.clone(),
             fields,
             framing,
+            content_length: length,
             keep_alive: !close && framing != AnswerFraming::UntilClose,
         },
         len,
     )))
+}
+
+/// 1xx, 204 and 304 answers never have a body (RFC 9112 §6.3).
+pub fn status_has_no_body(status: u16) -> bool {
+    matches!(status, 100..=199 | 204 | 304)
 }
 
 #[cfg(test)]
