@@ -309,37 +309,26 @@ impl<'c> Exchange<'c> {
     async fn read_chunked(&mut self, max: usize) -> Result<Bytes, BodyFailure> {
         let mut decoder = ChunkedDecoder::new();
         let mut body = BytesMut::new();
-        let used = decoder
-            .decode(&self.rest, &mut body)
-            .map_err(|e| BodyFailure::Malformed(e.0))?;
-        self.rest.advance(used);
-        if !decoder.is_done() {
-            self.continue_if_expected().await?;
-            let conn = &mut *self.conn;
-            conn.buf.extend_from_slice(&self.rest);
-            self.rest = Bytes::new();
-            loop {
-                let used = decoder
-                    .decode(&conn.buf, &mut body)
-                    .map_err(|e| BodyFailure::Malformed(e.0))?;
-                conn.buf.advance(used);
-                if body.len() > max {
-                    return Err(BodyFailure::TooLarge);
-                }
-                if decoder.is_done() {
-                    break;
-                }
-                read_body_bytes(conn, self.timeout).await?;
+        // Decoded from the connection's buffer, which holds whatever follows the body when
+        // the decoder is done (a pipelined request).
+        let rest = std::mem::take(&mut self.rest);
+        self.conn.buf.extend_from_slice(&rest);
+        loop {
+            let used = decoder
+                .decode(&self.conn.buf, &mut body)
+                .map_err(|e| BodyFailure::Malformed(e.0))?;
+            self.conn.buf.advance(used);
+            if body.len() > max {
+                return Err(BodyFailure::TooLarge);
             }
-            self.body_read = true;
-            return Ok(body.freeze());
+            if decoder.is_done() {
+                break;
+            }
+            self.continue_if_expected().await?;
+            read_body_bytes(self.conn, self.timeout).await?;
         }
-        if body.len() > max {
-            return Err(BodyFailure::TooLarge);
-        }
-        let body = body.freeze();
-        self.finish_body();
-        Ok(body)
+        self.body_read = true;
+        Ok(body.freeze())
     }
 
     /// The body is complete; what follows it in `rest` is the next request.
