@@ -204,6 +204,141 @@ fn with_two_upstreams_no_session_start_fails_when_one_is_killed_under_load() {
     );
 }
 
+/// What a [`RudeUpstream`] does with each connection it accepts.
+#[derive(Clone, Copy)]
+enum Rudeness {
+    /// Waits for the request's first bytes, then closes without reading them: the kernel
+    /// answers with a reset, as for a connection in the backlog of a process being killed.
+    ResetUnread,
+    /// Reads the whole request, then closes without answering: it may have processed it.
+    CloseAfterReading,
+}
+
+/// An upstream that never answers; counts the connections it accepted.
+struct RudeUpstream {
+    url: String,
+    accepted: Arc<AtomicUsize>,
+}
+
+impl RudeUpstream {
+    fn start(rudeness: Rudeness) -> RudeUpstream {
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                counter.fetch_add(1, Ordering::SeqCst);
+                let mut first = [0u8; 1];
+                if stream.peek(&mut first).is_err() {
+                    continue;
+                }
+                if let Rudeness::CloseAfterReading = rudeness {
+                    // The head and a Content-Length body: read until the body's end.
+                    let mut seen = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    while !request_is_whole(&seen) {
+                        match stream.read(&mut chunk) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => seen.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                }
+                drop(stream);
+            }
+        });
+        RudeUpstream { url, accepted }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+/// Whether `bytes` hold a whole request head and its Content-Length body.
+fn request_is_whole(bytes: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(bytes);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    let length = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    body.len() >= length
+}
+
+/// Two upstreams, the first rude, no active health checks (every connection the rude one
+/// accepts is one made for a request).
+fn gateway_with_rude_first(rude: &RudeUpstream, good: &Emulator) -> Gateway {
+    Gateway::start(Options {
+        upstreams: vec![
+            upstream("rude", &rude.url, ""),
+            upstream("good", &good.url(), ""),
+        ],
+        tables: "[health_check]\nkind = \"off\"\n".into(),
+        ..Options::default()
+    })
+}
+
+#[test]
+fn a_session_start_reset_unread_on_a_new_connection_moves_to_another_upstream() {
+    let rude = RudeUpstream::start(Rudeness::ResetUnread);
+    let good = Emulator::start(&[]);
+    let gw = gateway_with_rude_first(&rude, &good);
+    for _ in 0..6 {
+        let r = start_session(&gw);
+        assert_eq!(r.status, 201, "{}\n{}", r.text(), gw.stderr());
+    }
+    assert!(rude.accepted() >= 1, "the rude upstream was tried");
+    assert_eq!(
+        good.sessions().len(),
+        6,
+        "each session start reached the good one once"
+    );
+    assert!(
+        gw.metric_when(
+            "mediagate_upstream_errors_total{kind=\"reset\",upstream=\"rude\"}",
+            |v| v >= 1.0
+        ) >= 1.0
+    );
+}
+
+#[test]
+fn a_session_start_read_but_not_answered_is_not_sent_again() {
+    let rude = RudeUpstream::start(Rudeness::CloseAfterReading);
+    let good = Emulator::start(&[]);
+    let gw = gateway_with_rude_first(&rude, &good);
+    let mut created = 0;
+    let mut failed = 0;
+    for _ in 0..6 {
+        let r = start_session(&gw);
+        match r.status {
+            201 => created += 1,
+            502 => {
+                assert_eq!(r.json()["message"], "the upstream could not be reached");
+                failed += 1;
+            }
+            other => panic!("unexpected {other}: {}", r.text()),
+        }
+    }
+    assert!(
+        failed >= 1 && rude.accepted() >= 1,
+        "the rude upstream got requests"
+    );
+    assert_eq!(
+        good.sessions().len(),
+        created,
+        "a request the rude upstream read did not go to the good one as well"
+    );
+}
+
 #[test]
 fn a_slow_upstream_gets_504_at_the_configured_timeout() {
     let slow = Emulator::start(&["--response-delay-ms", "3000"]);

@@ -97,7 +97,7 @@ impl Gateway {
                         failure.kind.as_str(),
                         failure.error
                     );
-                    let may_retry = failure.before_send && matches!(target, Target::Balanced);
+                    let may_retry = failure.unread && matches!(target, Target::Balanced);
                     last_failure = Some(failure);
                     if !may_retry {
                         break;

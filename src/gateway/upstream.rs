@@ -81,9 +81,9 @@ impl FailureKind {
 pub struct Failure {
     pub kind: FailureKind,
     pub error: Box<Error>,
-    /// True when not a byte of the request was sent (no connection could be made): the request
-    /// may safely go to another upstream.
-    pub before_send: bool,
+    /// True when the upstream did not read the request (see [`Upstreams::send`]): it may safely
+    /// go to another upstream.
+    pub unread: bool,
 }
 
 impl Failure {
@@ -91,15 +91,24 @@ impl Failure {
         Failure {
             kind: FailureKind::of(&error),
             error,
-            before_send: false,
+            unread: false,
         }
     }
 
     fn connecting(error: Box<Error>) -> Failure {
         Failure {
-            before_send: true,
+            unread: true,
             ..Failure::new(error)
         }
+    }
+
+    /// Whether the connection was reset (TCP RST) or found reset when writing.
+    fn is_connection_reset(&self) -> bool {
+        use std::io::ErrorKind::{BrokenPipe, ConnectionReset};
+        self.error
+            .root_cause()
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| matches!(e.kind(), ConnectionReset | BrokenPipe))
     }
 
     /// The upstream answered something that is not usable HTTP/1.
@@ -162,44 +171,47 @@ impl Upstreams {
     /// Sends `wire` (a serialized request, head and body) to upstream `index` in one write and
     /// reads the whole answer. `to_head`: the request is a HEAD (its answer has no body).
     ///
-    /// Retry rule: when a pooled (reused) connection fails before a single response byte arrives
-    /// — the peer closed it while it sat idle — the request is sent once more on a new
-    /// connection. The upstream closed that connection without answering, so it did not process
-    /// the request; this is the only case in which a POST is ever sent twice. Any failure on a
-    /// new connection, and any failure after response bytes, is final.
+    /// Retry rule (README, "Retries — the exact rule"): a POST is sent again only where the
+    /// upstream cannot have read it.
+    /// - When a pooled (reused) connection fails before a single answer byte — the peer closed it
+    ///   while it sat idle — the request is sent once more on a new connection to this upstream.
+    /// - When no connection can be made, or a new connection is reset (TCP RST) before a single
+    ///   answer byte, the failure is [`Failure::unread`]: the caller may move the request to
+    ///   another upstream. A reset rather than a close means the upstream's socket still held
+    ///   unread bytes of the request when it went away — typically a connection accepted into
+    ///   the backlog of a process being killed — so the request was not read whole.
+    ///
+    /// Any other failure — a timeout, a close without an answer, a broken answer — is final.
     pub async fn send(&self, index: usize, wire: &[u8], to_head: bool) -> Result<Answer, Failure> {
         let upstream = &self.list[index];
-        let (stream, reused) = match upstream.idle.take() {
-            Some(stream) => (stream, true),
-            None => (
-                upstream
-                    .connector
-                    .new_stream(&upstream.peer)
-                    .await
-                    .map_err(Failure::connecting)?,
-                false,
-            ),
-        };
-        match exchange(upstream, stream, wire, to_head).await {
-            Ok(answer) => Ok(answer),
-            Err((failure, false)) if reused && failure.kind == FailureKind::Reset => {
-                log::debug!(
-                    "upstream {}: pooled connection was closed, retrying on a new one",
-                    upstream.settings.name
-                );
-                // Nothing of this request was read, so a failure to connect again leaves it
-                // free to go to another upstream.
-                let stream = upstream
-                    .connector
-                    .new_stream(&upstream.peer)
-                    .await
-                    .map_err(Failure::connecting)?;
-                exchange(upstream, stream, wire, to_head)
-                    .await
-                    .map_err(|(f, _)| f)
+        if let Some(stream) = upstream.idle.take() {
+            match exchange(upstream, stream, wire, to_head).await {
+                Ok(answer) => return Ok(answer),
+                Err((failure, false)) if failure.kind == FailureKind::Reset => log::debug!(
+                    "upstream {}: pooled connection was closed ({}), retrying on a new one",
+                    upstream.settings.name,
+                    failure.error
+                ),
+                Err((failure, _)) => return Err(failure),
             }
-            Err((failure, _)) => Err(failure),
         }
+        let stream = upstream
+            .connector
+            .new_stream(&upstream.peer)
+            .await
+            .map_err(Failure::connecting)?;
+        exchange(upstream, stream, wire, to_head)
+            .await
+            .map_err(|(failure, received)| {
+                if !received && failure.is_connection_reset() {
+                    Failure {
+                        unread: true,
+                        ..failure
+                    }
+                } else {
+                    failure
+                }
+            })
     }
 }
 
