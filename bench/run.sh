@@ -539,30 +539,39 @@ idle_test() { # target
 # Syscalls per request: perf stat on every syscall entry tracepoint of the proxy's processes
 # while wrk runs (50 connections). perf slows the proxy; only the counts are used.
 
-syscall_run() { # target body
-  local target=$1 body=$2 file path url out perf_out perf_pid pids v0 n0 v1 n1
-  file=$(body_file "$body")
-  path=$(body_path "$body")
-  url="http://$HOST:${PORT[$target]}$path"
-  out=$SCRATCH/perf-$target-$body.wrk
-  perf_out=$SCRATCH/perf-$target-$body.csv
+# The set-up the perf runs share: a fresh target, checked, then warmed up. Sets RUN_FILE,
+# RUN_URL, RUN_PIDS (the measured pids) and RUN_PID_LIST (the same, comma-separated, for perf -p).
+start_perf_target() { # target body what warmup-outfile
+  local target=$1 body=$2
+  RUN_FILE=$(body_file "$body")
+  RUN_URL="http://$HOST:${PORT[$target]}$(body_path "$body")"
   start_target "$target"
   verify_target "$target"
-  pids=${MEASURED[$target]}
-  log "$target $body: syscall counts (perf stat, ${SYSCALL_DURATION}s)"
-  [ "$WARMUP" -gt 0 ] && run_wrk "$out.warmup" 50 "$WARMUP" "$url" "$file"
+  RUN_PIDS=${MEASURED[$target]}
+  RUN_PID_LIST=$(tr ' ' ',' <<<"$RUN_PIDS" | sed 's/,$//')
+  log "$target $body: $3"
+  if [ "$WARMUP" -gt 0 ]; then
+    run_wrk "$4" 50 "$WARMUP" "$RUN_URL" "$RUN_FILE"
+  fi
+}
+
+syscall_run() { # target body
+  local target=$1 body=$2 out perf_out perf_pid v0 n0 v1 n1
+  out=$SCRATCH/perf-$target-$body.wrk
+  perf_out=$SCRATCH/perf-$target-$body.csv
+  start_perf_target "$target" "$body" "syscall counts (perf stat, ${SYSCALL_DURATION}s)" "$out.warmup"
   # perf counts the pids while its own workload (a sleep) runs: a background job of a script
   # ignores SIGINT, so perf could not be stopped with it.
-  perf stat -x, -e 'syscalls:sys_enter_*' -p "$(tr ' ' ',' <<<"$pids" | sed 's/,$//')" \
+  perf stat -x, -e 'syscalls:sys_enter_*' -p "$RUN_PID_LIST" \
     -o "$perf_out" -- sleep $((SYSCALL_DURATION + 2)) >/dev/null 2>&1 &
   perf_pid=$!
   PID[perf]=$perf_pid
   sleep 1 # perf opens a few hundred tracepoints per thread before it counts
   # shellcheck disable=SC2086
-  read -r v0 n0 <<<"$(ctx_switches $pids)"
-  run_wrk "$out" 50 "$SYSCALL_DURATION" "$url" "$file"
+  read -r v0 n0 <<<"$(ctx_switches $RUN_PIDS)"
+  run_wrk "$out" 50 "$SYSCALL_DURATION" "$RUN_URL" "$RUN_FILE"
   # shellcheck disable=SC2086
-  read -r v1 n1 <<<"$(ctx_switches $pids)"
+  read -r v1 n1 <<<"$(ctx_switches $RUN_PIDS)"
   wait "$perf_pid" || true
   unset "PID[perf]"
   grep -q 'sys_enter_' "$perf_out" || die "perf stat counted nothing: $(head -5 "$perf_out")"
@@ -583,22 +592,15 @@ syscall_run() { # target body
 # proxy's processes during a ping / sessionStart run at 50 connections.
 
 profile_run() { # target body
-  local target=$1 body=$2 file path url out data pids
-  file=$(body_file "$body")
-  path=$(body_path "$body")
-  url="http://$HOST:${PORT[$target]}$path"
+  local target=$1 body=$2 out data
   out=$SCRATCH/profile-$target-$body.wrk
   data=$SCRATCH/profile-$target-$body.data
-  start_target "$target"
-  verify_target "$target"
-  pids=${MEASURED[$target]}
-  log "$target $body: CPU profile (perf record, ${SYSCALL_DURATION}s)"
-  [ "$WARMUP" -gt 0 ] && run_wrk "$out.warmup" 50 "$WARMUP" "$url" "$file"
-  perf record -e cpu-clock -F 1999 -p "$(tr ' ' ',' <<<"$pids" | sed 's/,$//')" -o "$data" \
+  start_perf_target "$target" "$body" "CPU profile (perf record, ${SYSCALL_DURATION}s)" "$out.warmup"
+  perf record -e cpu-clock -F 1999 -p "$RUN_PID_LIST" -o "$data" \
     -- sleep $((SYSCALL_DURATION + 1)) >/dev/null 2>&1 &
   PID[perf]=$!
   sleep 0.5
-  run_wrk "$out" 50 "$SYSCALL_DURATION" "$url" "$file"
+  run_wrk "$out" 50 "$SYSCALL_DURATION" "$RUN_URL" "$RUN_FILE"
   wait "${PID[perf]}" || true
   unset "PID[perf]"
   perf report -i "$data" --no-children --sort dso,sym --stdio -q -g none --percent-limit 0 \

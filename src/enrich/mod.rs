@@ -127,6 +127,12 @@ impl Rules {
         })
     }
 
+    /// The names of every rule set: the default's, then each site's.
+    pub fn rule_set_names(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.default.name.as_str())
+            .chain(self.sites.iter().map(|s| s.rules.name.as_str()))
+    }
+
     /// The rule set for a request: the first site whose host (without port, case-insensitive)
     /// and path prefix match, else the default.
     pub fn select(&self, host: Option<&str>, path: &str) -> &RuleSet {

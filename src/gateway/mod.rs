@@ -82,7 +82,7 @@ impl Gateway {
     ) -> Gateway {
         pool.publish_health(&metrics);
         let names: Vec<&str> = (0..pool.len()).map(|i| pool.name(i)).collect();
-        let series = series::Series::new(&metrics, &names);
+        let series = series::Series::new(&metrics, &names, config.enrich.rule_set_names());
         Gateway {
             series,
             access_log,
@@ -205,7 +205,8 @@ impl Gateway {
                 rules
                     .enrich_body(checked.text, doc, &ectx)
                     .map(|(body, applied)| {
-                        self.count_enrichment(&rules.name, &applied);
+                        self.series
+                            .count_enrichment(&self.metrics, &rules.name, &applied);
                         body
                     })
             }
@@ -217,10 +218,7 @@ impl Gateway {
         drop(checked);
         let body = match enriched {
             Some(new) => {
-                self.metrics
-                    .body_rewrites
-                    .with_label_values(&[ctx.route.template()])
-                    .inc();
+                self.series.body_rewrite(ctx.route).inc();
                 Bytes::from(new)
             }
             None => body,
@@ -310,17 +308,6 @@ impl Gateway {
             .and_then(|v| v.to_str().ok())
             .or_else(|| req.uri.host());
         self.config.enrich.select(host, req.uri.path())
-    }
-
-    fn count_enrichment(&self, site: &str, applied: &enrich::Applied) {
-        for (action, n) in applied.counts() {
-            if n > 0 {
-                self.metrics
-                    .enrichments
-                    .with_label_values(&[site, action])
-                    .inc_by(u64::from(n));
-            }
-        }
     }
 
     fn count_violations(&self, ctx: &mut RequestCtx, checked: &mcapi::Checked) {

@@ -3,9 +3,11 @@
 //! are fetched at start (or on first use, for `route × status`) and kept in plain arrays.
 
 use prometheus::{Histogram, IntCounter};
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use super::routes::Route;
+use crate::enrich::Applied;
 use crate::location::Outcome;
 use crate::mcapi::EventType;
 use crate::metrics::{Metrics, CONTENT_TYPES};
@@ -20,11 +22,22 @@ pub struct Series {
     events: Vec<IntCounter>,
     sessions: Vec<IntCounter>,
     location: Vec<IntCounter>,
+    body_rewrites: Vec<IntCounter>,
+    /// Per rule set name: its counters in the order of [`crate::enrich::Applied::counts`].
+    enrichments: HashMap<String, Vec<IntCounter>>,
 }
 
 impl Series {
-    pub fn new(metrics: &Metrics, upstream_names: &[&str]) -> Series {
+    /// `rule_sets`: the names of the enrichment rule sets.
+    pub fn new<'a>(
+        metrics: &Metrics,
+        upstream_names: &[&str],
+        rule_sets: impl Iterator<Item = &'a str>,
+    ) -> Series {
         let routes = Route::ALL.iter().map(|r| r.template());
+        let actions = crate::enrich::Applied::default()
+            .counts()
+            .map(|(action, _)| action);
         Series {
             requests: (0..Route::ALL.len() * STATUSES)
                 .map(|_| OnceLock::new())
@@ -34,7 +47,20 @@ impl Series {
                 .map(|r| metrics.request_duration.with_label_values(&[r]))
                 .collect(),
             body_bytes: routes
+                .clone()
                 .map(|r| metrics.request_body_bytes.with_label_values(&[r]))
+                .collect(),
+            body_rewrites: routes
+                .map(|r| metrics.body_rewrites.with_label_values(&[r]))
+                .collect(),
+            enrichments: rule_sets
+                .map(|site| {
+                    let counters = actions
+                        .iter()
+                        .map(|a| metrics.enrichments.with_label_values(&[site, a]))
+                        .collect();
+                    (site.to_owned(), counters)
+                })
                 .collect(),
             upstream_duration: upstream_names
                 .iter()
@@ -99,6 +125,27 @@ impl Series {
     pub fn session(&self, content_type: &str) -> &IntCounter {
         let i = CONTENT_TYPES.iter().position(|c| *c == content_type);
         &self.sessions[i.unwrap_or(CONTENT_TYPES.len())]
+    }
+
+    pub fn body_rewrite(&self, route: Route) -> &IntCounter {
+        &self.body_rewrites[route_index(route)]
+    }
+
+    /// Counts what enrichment rule set `site` did to one body.
+    pub fn count_enrichment(&self, metrics: &Metrics, site: &str, applied: &Applied) {
+        let counters = self.enrichments.get(site);
+        for (i, (action, n)) in applied.counts().into_iter().enumerate() {
+            if n == 0 {
+                continue;
+            }
+            match counters.and_then(|c| c.get(i)) {
+                Some(counter) => counter.inc_by(u64::from(n)),
+                None => metrics
+                    .enrichments
+                    .with_label_values(&[site, action])
+                    .inc_by(u64::from(n)),
+            }
+        }
     }
 
     pub fn location(&self, outcome: Outcome) -> &IntCounter {
