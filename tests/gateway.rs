@@ -707,6 +707,15 @@ host = "kids.example.com"
         env: vec![("HASH_SECRET".into(), "a-long-enough-test-secret".into())],
         ..Options::default()
     });
+    // Every rule set's series exist from the start, at 0.
+    let before = gw.metrics();
+    for series in [
+        "mediagate_enrichments_total{action=\"param_set\",site=\"kids\"} 0",
+        "mediagate_enrichments_total{action=\"custom_metadata_set\",site=\"default\"} 0",
+        "mediagate_body_enrichments_total{route=\"/api/v1/sessions\"} 0",
+    ] {
+        assert!(before.contains(series), "{series} missing:\n{before}");
+    }
     let send = |host: &str| {
         let r = request(
             gw.addr,
