@@ -108,6 +108,8 @@ fn keepalive_timeout_zero_closes_after_every_answer() {
         ..Options::default()
     });
     let mut conn = Conn::connect(gw.addr).unwrap();
+    // A client that connects and sends its request a moment later is served all the same.
+    std::thread::sleep(Duration::from_millis(200));
     let r = conn.post_json("/api/v1/sessions", SESSION_START).unwrap();
     assert_eq!(r.status, 201);
     assert_eq!(r.header("connection"), Some("close"));
@@ -140,6 +142,18 @@ fn oversized_or_malformed_heads_get_json_errors_and_a_close() {
             b"POST /api/v1/sessions HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n".to_vec(),
             501,
         ),
+        // RFC 9112 §3.2: exactly one Host in HTTP/1.1.
+        (b"GET /api/v1/schemas/ping HTTP/1.1\r\n\r\n".to_vec(), 400),
+        (
+            b"GET /api/v1/schemas/ping HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n".to_vec(),
+            400,
+        ),
+        // RFC 9112 §6.3: a Transfer-Encoding that does not end in chunked.
+        (post_head(2, "Transfer-Encoding: \r\n").into_bytes(), 400),
+        (
+            b"GET /api/v1/schemas/ping HTTP/2.0\r\nHost: a\r\n\r\n".to_vec(),
+            505,
+        ),
     ];
     for (wire, status) in cases {
         let mut conn = Conn::connect(gw.addr).unwrap();
@@ -160,7 +174,7 @@ fn oversized_or_malformed_heads_get_json_errors_and_a_close() {
     );
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     let mut log = gw.access_log();
-    while log.matches("\"method\":\"-\"").count() < 5 && std::time::Instant::now() < deadline {
+    while log.matches("\"method\":\"-\"").count() < 9 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
         log = gw.access_log();
     }
@@ -173,8 +187,53 @@ fn oversized_or_malformed_heads_get_json_errors_and_a_close() {
         .iter()
         .filter_map(|e| e["status"].as_u64())
         .collect();
-    assert_eq!(statuses, [431, 431, 400, 400, 501], "{log}");
+    assert_eq!(
+        statuses,
+        [431, 431, 400, 400, 501, 400, 400, 400, 505],
+        "{log}"
+    );
     assert!(refused.iter().all(|e| e["client"] == "127.0.0.1"));
+}
+
+#[test]
+fn blank_lines_around_requests_are_ignored_and_http_1_2_is_served_as_1_1() {
+    let gw = Gateway::start(Options {
+        server: "client_read_timeout_ms = 500".into(),
+        ..Options::default()
+    });
+    let mut conn = Conn::connect(gw.addr).unwrap();
+    // A CRLF after a request (RFC 9112 §2.2) is not the start of another: no 408 follows.
+    conn.write_raw(b"GET /api/v1/schemas/ping HTTP/1.1\r\nHost: gw\r\n\r\n\r\n")
+        .unwrap();
+    assert_eq!(conn.read_response("GET").unwrap().status, 200);
+    assert!(
+        !conn.is_closed_by_peer(Duration::from_millis(1500)),
+        "the connection stays open past client_read_timeout_ms"
+    );
+    // Empty lines before a request, even in a packet of their own, are skipped.
+    conn.write_raw(b"\r\n\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    conn.write_raw(b"GET /api/v1/schemas/ping HTTP/1.2\r\nHost: gw\r\n\r\n")
+        .unwrap();
+    let r = conn.read_response("GET").unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("connection"), Some("keep-alive"));
+}
+
+#[test]
+fn a_content_type_with_multibyte_characters_gets_415_and_leaves_no_request_in_flight() {
+    let gw = Gateway::start(Options::default());
+    let mut conn = Conn::connect(gw.addr).unwrap();
+    let mut wire = b"POST /api/v1/sessions HTTP/1.1\r\nHost: gw\r\nContent-Type: aaaaa".to_vec();
+    wire.extend_from_slice("\u{e9}1234".as_bytes());
+    wire.extend_from_slice(b"\r\nContent-Length: 2\r\n\r\n{}");
+    conn.write_raw(&wire).unwrap();
+    let r = conn.read_response("POST").unwrap();
+    assert_eq!(r.status, 415, "{}", r.text());
+    assert_eq!(
+        gw.metric_when("mediagate_inflight_requests", |v| v == 0.0),
+        0.0
+    );
 }
 
 #[test]
@@ -291,7 +350,22 @@ impl ScriptedUpstream {
                         }
                         let mut body = vec![0; length];
                         let _ = reader.read_exact(&mut body);
+                        let flood = "HTTP/1.1 102 Processing\r\n\r\n".repeat(20)
+                            + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Up: flood\r\n\r\n{}";
                         let (answer, close): (&[u8], bool) = match path.as_str() {
+                            "/api/v1/schemas/interim" => (
+                                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Up: interim\r\n\r\n{}",
+                                false,
+                            ),
+                            "/api/v1/schemas/flood" => (flood.as_bytes(), false),
+                            "/api/v1/schemas/upgrade" => (
+                                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: foo\r\nConnection: upgrade\r\n\r\n",
+                                false,
+                            ),
+                            "/api/v1/schemas/gzip" => (
+                                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 3\r\n\r\nabcdefgh",
+                                true,
+                            ),
                             "/api/v1/schemas/chunked" => (
                                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nX-Up: 1\r\n\r\n5\r\n{\"a\":\r\n2\r\n1}\r\n0\r\n\r\n",
                                 false,
@@ -371,4 +445,37 @@ fn chunked_close_delimited_and_head_answers_are_relayed_with_a_length() {
         2,
         "one new connection after the closing answer, kept after the HEAD"
     );
+}
+
+#[test]
+fn informational_and_oddly_framed_upstream_answers_never_put_answers_out_of_step() {
+    let up = ScriptedUpstream::start();
+    let gw = Gateway::start(Options {
+        upstream: Some(format!("http://{}", up.addr)),
+        tables: "[health_check]\nkind = \"off\"\n".into(),
+        ..Options::default()
+    });
+    let mut conn = Conn::connect(gw.addr).unwrap();
+    let get = |conn: &mut Conn, path: &str| conn.send("GET", path, &[], b"").unwrap();
+
+    // 1xx answers are skipped; the final one is relayed.
+    let r = get(&mut conn, "/api/v1/schemas/interim");
+    assert_eq!((r.status, r.header("x-up")), (200, Some("interim")));
+    // Endless 1xx, or a 101 nobody asked for: 502, and that upstream connection is dropped,
+    // so the next answer is the next request's own.
+    for path in ["/api/v1/schemas/flood", "/api/v1/schemas/upgrade"] {
+        let r = get(&mut conn, path);
+        assert_eq!(r.status, 502, "{path}: {}", r.text());
+        let r = get(&mut conn, "/api/v1/schemas/interim");
+        assert_eq!(
+            (r.status, r.header("x-up")),
+            (200, Some("interim")),
+            "after {path}"
+        );
+    }
+    // A coding other than chunked overrides Content-Length: the body runs to the close.
+    let r = get(&mut conn, "/api/v1/schemas/gzip");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"abcdefgh");
+    assert_eq!(r.header("content-length"), Some("8"));
 }

@@ -76,17 +76,38 @@ impl Conn {
         }
     }
 
-    /// Whether bytes of a next (pipelined) request are already here.
-    pub fn has_pending(&self) -> bool {
+    /// Whether bytes of a next (pipelined) request are already here. Empty lines before a
+    /// request are dropped first (RFC 9112 §2.2: a client may send a CRLF after a body).
+    pub fn has_pending(&mut self) -> bool {
+        self.skip_empty_lines();
         !self.buf.is_empty()
     }
 
-    /// Waits until the first bytes of a request arrive. `false`: the client closed the
-    /// connection, or it failed.
+    /// Waits until the first bytes of a request arrive (empty lines do not count). `false`: the
+    /// client closed the connection, or it failed.
     pub async fn wait_for_request(&mut self) -> bool {
-        poll_fn(|cx| self.poll_first_bytes(cx))
-            .await
-            .is_ok_and(|n| n > 0)
+        while !self.has_pending() {
+            let read = poll_fn(|cx| self.poll_first_bytes(cx)).await;
+            if !read.is_ok_and(|n| n > 0) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Drops CR and LF bytes at the start of the buffer.
+    fn skip_empty_lines(&mut self) {
+        let blank = self
+            .buf
+            .iter()
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .count();
+        if blank == self.buf.len() {
+            // Nothing but empty lines: an idle connection holds no buffer.
+            self.buf = BytesMut::new();
+        } else if blank > 0 {
+            self.buf.advance(blank);
+        }
     }
 
     fn poll_first_bytes(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {

@@ -164,13 +164,18 @@ pub fn content_type_accepted(value: Option<&[u8]>, policy: Strictness) -> bool {
             is("application/json")
                 || is("text/plain")
                 || is("application/x-www-form-urlencoded")
-                || (essence.len() > 5
-                    && essence[..essence.len() - 5]
-                        .to_ascii_lowercase()
-                        .starts_with("application/")
-                    && essence[essence.len() - 5..].eq_ignore_ascii_case("+json"))
+                || structured_json(essence.as_bytes())
         }
     }
+}
+
+/// `application/<subtype>+json` (compared as bytes: the value may hold any UTF-8).
+fn structured_json(essence: &[u8]) -> bool {
+    const TYPE: &[u8] = b"application/";
+    const SUFFIX: &[u8] = b"+json";
+    essence.len() >= TYPE.len() + SUFFIX.len()
+        && essence[..TYPE.len()].eq_ignore_ascii_case(TYPE)
+        && essence[essence.len() - SUFFIX.len()..].eq_ignore_ascii_case(SUFFIX)
 }
 
 #[cfg(test)]
@@ -294,5 +299,9 @@ mod tests {
         assert!(!ok(Some("multipart/form-data; boundary=x"), Lenient));
         assert!(!ok(Some("text/plain"), Strict));
         assert!(!ok(None, Strict));
+        // Multi-byte characters where the `+json` suffix would start: refused, no panic.
+        assert!(!ok(Some("aaaaa\u{e9}1234"), Lenient));
+        assert!(!ok(Some("application/\u{e9}json"), Lenient));
+        assert!(ok(Some("application/\u{e9}+json"), Lenient));
     }
 }

@@ -38,7 +38,14 @@ impl GatewayApp {
                 if served && *shutdown.borrow() {
                     break;
                 }
-                let wait = tokio::time::timeout(idle, conn.wait_for_request());
+                // A new connection's first request is waited for as long as a head may take
+                // (as nginx's client_header_timeout); later ones as long as keep-alive allows.
+                let limit = if served {
+                    idle
+                } else {
+                    server.client_read_timeout
+                };
+                let wait = tokio::time::timeout(limit, conn.wait_for_request());
                 let arrived = if served {
                     tokio::select! {
                         _ = shutdown.changed() => false,

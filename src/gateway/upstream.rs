@@ -225,7 +225,7 @@ pub struct Answer {
 /// answers are empty or a few kilobytes (schemas).
 const MAX_ANSWER_BYTES: usize = 16 << 20;
 /// Informational answers (100 Continue and the like) skipped before the real one, at most.
-const MAX_INTERIM: usize = 4;
+const MAX_INTERIM: usize = 16;
 
 /// Writes the request and reads the whole answer, then gives the connection back to the pool
 /// when the answer allows it. On failure, also says whether any answer byte had arrived.
@@ -251,11 +251,23 @@ async fn exchange(
         timeout: s.read_timeout,
         received: false,
     };
+    // Informational answers are never final (RFC 9110 §15.2): they are skipped, up to a bound.
+    // A 101 was not asked for (no request carries Upgrade). Either way the connection is out of
+    // step and is dropped, never relayed or pooled.
     let mut interim = 0;
     let (head, rest) = loop {
         let (head, rest) = reader.read_head(to_head).await?;
-        if (100..200).contains(&head.status) && head.status != 101 && interim < MAX_INTERIM {
+        if head.status == 101 {
+            return Err((
+                Failure::protocol("unsolicited 101 Switching Protocols"),
+                true,
+            ));
+        }
+        if (100..200).contains(&head.status) {
             interim += 1;
+            if interim > MAX_INTERIM {
+                return Err((Failure::protocol("too many informational answers"), true));
+            }
             reader.buf = BytesMut::from(&rest[..]);
             continue;
         }

@@ -62,7 +62,10 @@ pub fn parse(buf: &Bytes, to_head: bool) -> Result<Option<(AnswerHead, usize)>, 
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(_) => return Err(AnswerError("malformed answer head")),
     };
-    let status = res.code.ok_or(AnswerError("no status code"))?;
+    let status = res
+        .code
+        .filter(|c| (100..=599).contains(c))
+        .ok_or(AnswerError("no valid status code"))?;
     let http11 = res.version == Some(1);
     let base = buf.as_ptr() as usize;
     let range = |s: &[u8]| {
@@ -72,19 +75,19 @@ pub fn parse(buf: &Bytes, to_head: bool) -> Result<Option<(AnswerHead, usize)>, 
     let mut fields = Vec::with_capacity(res.headers.len());
     let mut length: Option<u64> = None;
     let mut chunked = false;
+    let mut transfer_encoding = false;
     let mut close = !http11;
     for f in res.headers.iter() {
         let name = f.name.as_bytes();
         if name.eq_ignore_ascii_case(b"content-length") {
-            let n = std::str::from_utf8(f.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .ok_or(AnswerError("malformed content-length"))?;
+            let n =
+                super::content_length(f.value).ok_or(AnswerError("malformed content-length"))?;
             if length.is_some_and(|m| m != n) {
                 return Err(AnswerError("conflicting content-length"));
             }
             length = Some(n);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            transfer_encoding = true;
             chunked = f
                 .value
                 .split(|&b| b == b',')
@@ -103,8 +106,12 @@ pub fn parse(buf: &Bytes, to_head: bool) -> Result<Option<(AnswerHead, usize)>, 
     }
     let framing = if to_head || status_has_no_body(status) {
         AnswerFraming::None
-    } else if chunked {
+    } else if chunked && http11 {
         AnswerFraming::Chunked
+    } else if transfer_encoding {
+        // RFC 9112 §6.3: a transfer coding that does not end in chunked (or any in HTTP/1.0)
+        // overrides Content-Length, and the body ends with the connection.
+        AnswerFraming::UntilClose
     } else if let Some(n) = length {
         AnswerFraming::Length(n)
     } else {
@@ -141,6 +148,26 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn invalid_statuses_lengths_and_codings() {
+        let parsed = |t: &str| parse(&Bytes::copy_from_slice(t.as_bytes()), false);
+        assert!(parsed("HTTP/1.1 099 Odd\r\nContent-Length: 0\r\n\r\n").is_err());
+        assert!(parsed("HTTP/1.1 000 Odd\r\nContent-Length: 0\r\n\r\n").is_err());
+        assert!(parsed("HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\n").is_err());
+        // A coding other than chunked last: the body runs to the close, whatever the length.
+        let h = answer(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 3\r\n\r\nBODY",
+            false,
+        );
+        assert_eq!(h.framing, AnswerFraming::UntilClose);
+        assert!(!h.keep_alive);
+        let h = answer(
+            "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nBODY",
+            false,
+        );
+        assert_eq!(h.framing, AnswerFraming::UntilClose);
     }
 
     #[test]

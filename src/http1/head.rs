@@ -51,6 +51,8 @@ pub enum HeadError {
     TooManyHeaders,
     /// A transfer coding other than `chunked` (501).
     UnsupportedTransferEncoding,
+    /// An HTTP major version other than 1 (505).
+    VersionNotSupported,
 }
 
 impl HeadError {
@@ -59,6 +61,7 @@ impl HeadError {
             HeadError::Malformed(_) => 400,
             HeadError::TooManyHeaders => 431,
             HeadError::UnsupportedTransferEncoding => 501,
+            HeadError::VersionNotSupported => 505,
         }
     }
 
@@ -67,6 +70,7 @@ impl HeadError {
             HeadError::Malformed(why) => why,
             HeadError::TooManyHeaders => "too many request header fields",
             HeadError::UnsupportedTransferEncoding => "unsupported transfer-encoding",
+            HeadError::VersionNotSupported => "only HTTP/1.0 and HTTP/1.1 are served here",
         }
     }
 }
@@ -80,7 +84,7 @@ pub fn parse(buf: &Bytes) -> Result<Option<(RequestHead, usize)>, HeadError> {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
-        Err(httparse::Error::Version) => return Err(HeadError::Malformed("not an HTTP/1 request")),
+        Err(httparse::Error::Version) => return parse_other_version(buf),
         Err(_) => return Err(HeadError::Malformed("malformed request head")),
     };
     let version = match req.version {
@@ -98,6 +102,8 @@ pub fn parse(buf: &Bytes) -> Result<Option<(RequestHead, usize)>, HeadError> {
     let mut headers = HeaderMap::with_capacity(req.headers.len());
     let mut content_length: Option<u64> = None;
     let mut chunked = false;
+    let mut transfer_encoding = false;
+    let mut hosts = 0;
     let mut connection_close = false;
     let mut connection_keep_alive = false;
     let mut expect_continue = false;
@@ -108,13 +114,14 @@ pub fn parse(buf: &Bytes) -> Result<Option<(RequestHead, usize)>, HeadError> {
         let value = HeaderValue::from_maybe_shared(buf.slice_ref(field.value))
             .map_err(|_| HeadError::Malformed("malformed header value"))?;
         if name == http::header::CONTENT_LENGTH {
-            let n = parse_content_length(field.value)
+            let n = super::content_length(field.value)
                 .ok_or(HeadError::Malformed("malformed content-length"))?;
             if content_length.is_some_and(|m| m != n) {
                 return Err(HeadError::Malformed("conflicting content-length"));
             }
             content_length = Some(n);
         } else if name == http::header::TRANSFER_ENCODING {
+            transfer_encoding = true;
             for coding in tokens(field.value) {
                 if chunked || !coding.eq_ignore_ascii_case(b"chunked") {
                     // chunked must be the last and only coding a server is asked to undo.
@@ -127,10 +134,26 @@ pub fn parse(buf: &Bytes) -> Result<Option<(RequestHead, usize)>, HeadError> {
                 connection_close |= option.eq_ignore_ascii_case(b"close");
                 connection_keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
             }
+        } else if name == http::header::HOST {
+            hosts += 1;
         } else if name == http::header::EXPECT {
             expect_continue = field.value.eq_ignore_ascii_case(b"100-continue");
         }
         headers.append(name, value);
+    }
+    // RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host field; none (in 1.1) or several
+    // get 400.
+    if hosts > 1 || (hosts == 0 && version == Version::Http11) {
+        return Err(HeadError::Malformed(if hosts > 1 {
+            "more than one host field"
+        } else {
+            "missing host field"
+        }));
+    }
+    // RFC 9112 §6.3: a Transfer-Encoding that does not end in chunked (here: one that names no
+    // coding at all) leaves the body's length unknown.
+    if transfer_encoding && !chunked {
+        return Err(HeadError::Malformed("empty transfer-encoding"));
     }
     let framing = match (chunked, content_length) {
         (true, _) if version == Version::Http10 => {
@@ -164,13 +187,26 @@ pub fn parse(buf: &Bytes) -> Result<Option<(RequestHead, usize)>, HeadError> {
     )))
 }
 
-/// Digits only (no sign, no spaces inside), like nginx.
-fn parse_content_length(value: &[u8]) -> Option<u64> {
-    let value = value.trim_ascii();
-    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
-        return None;
+/// A head httparse refused for its version. RFC 9110 §2.5: a later HTTP/1 minor version is
+/// served as HTTP/1.1 (parsed again with its version read as 1.1); another major version gets
+/// 505; anything else is not HTTP.
+fn parse_other_version(buf: &Bytes) -> Result<Option<(RequestHead, usize)>, HeadError> {
+    let line_end = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
+    let line = buf[..line_end].trim_ascii_end();
+    let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
+    match version {
+        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', minor] if (b'2'..=b'9').contains(minor) => {
+            let mut patched = buf.to_vec();
+            patched[line.len() - 1] = b'1';
+            parse(&Bytes::from(patched))
+        }
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if *major != b'1' && major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            Err(HeadError::VersionNotSupported)
+        }
+        _ => Err(HeadError::Malformed("not an HTTP/1 request")),
     }
-    std::str::from_utf8(value).ok()?.parse().ok()
 }
 
 /// The comma-separated tokens of a header value, trimmed, empty ones skipped.
@@ -214,7 +250,7 @@ mod tests {
     #[test]
     fn partial_heads_ask_for_more() {
         assert!(matches!(
-            head("POST /api/v1/sessions HTTP/1.1\r\nHost"),
+            head("POST /api/v1/sessions HTTP/1.1\r\nHost: h\r\nHost"),
             Ok(None)
         ));
         assert!(matches!(head(""), Ok(None)));
@@ -224,40 +260,51 @@ mod tests {
     fn keep_alive_follows_the_version_and_connection() {
         assert!(!complete("GET / HTTP/1.0\r\n\r\n").keep_alive);
         assert!(complete("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive);
-        assert!(!complete("GET / HTTP/1.1\r\nConnection: foo, close\r\n\r\n").keep_alive);
+        assert!(
+            !complete("GET / HTTP/1.1\r\nHost: h\r\nConnection: foo, close\r\n\r\n").keep_alive
+        );
     }
 
     #[test]
     fn framing() {
-        assert_eq!(complete("POST / HTTP/1.1\r\n\r\n").framing, Framing::Empty);
         assert_eq!(
-            complete("POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n").framing,
+            complete("POST / HTTP/1.1\r\nHost: h\r\n\r\n").framing,
             Framing::Empty
         );
-        let h = complete("POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n");
+        assert_eq!(
+            complete("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n").framing,
+            Framing::Empty
+        );
+        let h = complete("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: Chunked\r\n\r\n");
         assert_eq!(h.framing, Framing::Chunked);
         assert!(h.keep_alive);
-        let h =
-            complete("POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n");
+        let h = complete(
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        );
         assert_eq!(h.framing, Framing::Chunked);
         assert!(!h.keep_alive, "CL + TE closes the connection afterwards");
-        assert!(complete("POST / HTTP/1.1\r\nExpect: 100-Continue\r\n\r\n").expect_continue);
+        assert!(
+            complete("POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-Continue\r\n\r\n").expect_continue
+        );
     }
 
     #[test]
     fn refusals() {
         let status = |t: &str| head(t).map(|_| 0).unwrap_or_else(HeadError::status);
-        assert_eq!(status("POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"), 400);
         assert_eq!(
-            status("POST / HTTP/1.1\r\nContent-Length: 1 2\r\n\r\n"),
+            status("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n"),
             400
         );
         assert_eq!(
-            status("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
+            status("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1 2\r\n\r\n"),
             400
         );
         assert_eq!(
-            status("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            status("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
             501
         );
         assert_eq!(
@@ -265,16 +312,47 @@ mod tests {
             400
         );
         assert_eq!(status("NOT HTTP\r\n\r\n"), 400);
-        assert_eq!(status("GET / HTTP/2.0\r\n\r\n"), 400);
+        assert_eq!(status("GET / HTTP/2.0\r\n\r\n"), 505);
+        assert_eq!(status("GET / HTTP/1.1x\r\nHost: h\r\n\r\n"), 400);
+        // RFC 9112 §3.2: exactly one Host in HTTP/1.1.
+        assert_eq!(status("GET / HTTP/1.1\r\n\r\n"), 400);
+        assert_eq!(status("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), 400);
+        assert_eq!(status("GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n"), 400);
+        // RFC 9112 §6.3: a Transfer-Encoding without chunked last: 400 (or 501 for codings).
+        assert_eq!(
+            status(
+                "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: \r\nContent-Length: 2\r\n\r\n"
+            ),
+            400
+        );
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: ,\r\n\r\n"),
+            400
+        );
         let many: String = (0..MAX_HEADERS + 1)
             .map(|i| format!("x-{i}: 1\r\n"))
             .collect();
-        assert_eq!(status(&format!("GET / HTTP/1.1\r\n{many}\r\n")), 431);
+        assert_eq!(
+            status(&format!("GET / HTTP/1.1\r\nHost: h\r\n{many}\r\n")),
+            431
+        );
+    }
+
+    #[test]
+    fn a_later_http_1_minor_version_is_served_as_1_1() {
+        let h =
+            complete("POST /api/v1/sessions HTTP/1.2\r\nHost: h\r\nContent-Length: 2\r\n\r\n{}");
+        assert_eq!(h.version, Version::Http11);
+        assert_eq!(h.framing, Framing::Length(2));
+        assert_eq!(h.uri.path(), "/api/v1/sessions");
+        assert!(complete("GET / HTTP/1.0\r\n\r\n").version == Version::Http10);
     }
 
     #[test]
     fn repeated_equal_lengths_are_one_length() {
-        let h = complete("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n");
+        let h = complete(
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n",
+        );
         assert_eq!(h.framing, Framing::Length(3));
     }
 }

@@ -14,3 +14,13 @@ pub mod head;
 pub mod response;
 
 pub use head::{Framing, HeadError, RequestHead, Version};
+
+/// A `Content-Length` value: digits only (RFC 9110 §8.6: no sign, nothing inside), surrounding
+/// blanks allowed, like nginx.
+pub(crate) fn content_length(value: &[u8]) -> Option<u64> {
+    let value = value.trim_ascii();
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
