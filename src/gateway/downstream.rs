@@ -242,6 +242,8 @@ pub struct Exchange<'c> {
     rest: Bytes,
     body_read: bool,
     keep_alive: bool,
+    /// Whether any byte of an answer (a 100 Continue aside) has been handed to the stream.
+    answer_started: bool,
     timeout: Duration,
 }
 
@@ -261,6 +263,7 @@ impl<'c> Exchange<'c> {
             rest,
             body_read: false,
             keep_alive,
+            answer_started: false,
             timeout,
         };
         if ex.head.framing == Framing::Empty {
@@ -373,7 +376,12 @@ impl<'c> Exchange<'c> {
     }
 
     /// Writes bytes of the answer.
+    pub fn answer_started(&self) -> bool {
+        self.answer_started
+    }
+
     pub async fn send(&mut self, bytes: &[u8]) -> pingora_error::Result<()> {
+        self.answer_started = true;
         self.conn.send(bytes, self.timeout).await.map_err(|e| {
             pingora_error::Error::because(
                 pingora_error::ErrorType::WriteError,

@@ -4,7 +4,8 @@
 //! checks flip the state after `unhealthy_threshold` consecutive failed probes and back after
 //! `healthy_threshold` consecutive good ones. Passive ejection takes an upstream out for
 //! `passive_ejection` after `passive_failures` consecutive failed exchanges (0 switches it off);
-//! a good probe or a successful exchange ends an ejection early. Upstreams start healthy.
+//! a good probe ends an ejection early, and only a successful exchange resets the count of
+//! failed ones. Upstreams start healthy.
 //! Time is passed in (milliseconds on any monotonic clock), so the rules are testable.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -82,9 +83,10 @@ impl Health {
     pub fn record_probe(&self, i: usize, ok: bool) -> Change {
         let s = &self.states[i];
         let healthy = s.healthy.load(Ordering::Relaxed);
+        // A good probe ends an ejection, but does not clear the count of failed exchanges: a
+        // connect (or a probe's GET) succeeding says nothing of the exchanges that failed.
         if ok {
             s.ejected_until_ms.store(0, Ordering::Relaxed);
-            s.failures.store(0, Ordering::Relaxed);
         }
         if ok == healthy {
             s.streak.store(0, Ordering::Relaxed);
@@ -151,6 +153,7 @@ mod tests {
         h.record_success(0);
         assert_eq!(h.record_failure(0, 100), Change::None);
         assert_eq!(h.record_failure(0, 100), Change::None);
+        h.record_probe(0, true); // a good probe does not reset the failed exchanges
         assert_eq!(h.record_failure(0, 100), Change::Ejected);
         assert!(!h.is_available(0, 500));
         assert!(h.is_available(0, 1100), "ejection lasts passive_ejection");

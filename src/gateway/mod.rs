@@ -354,7 +354,7 @@ impl Gateway {
 impl Gateway {
     /// Serves one request: routes it, answers it, and records it.
     pub(crate) async fn serve(&self, ex: &mut Exchange<'_>) {
-        self.metrics.inflight.inc();
+        let _inflight = InFlight::new(&self.metrics.inflight);
         let peer = ex.peer();
         let headers = &ex.head.headers;
         let request_id = match self.config.enrich.incoming_request_id(peer, headers) {
@@ -380,8 +380,31 @@ impl Gateway {
             // The answer could not be written whole: the connection cannot be reused.
             ex.close_after();
         }
-        self.metrics.inflight.dec();
         self.log_request(ex, &ctx, result.is_err());
+    }
+
+    /// After a request's handler panicked (a bug; the panic hook has printed it): a 500 when
+    /// no byte of an answer was written, and the connection is closed either way.
+    pub(crate) async fn recover(&self, ex: &mut Exchange<'_>) {
+        log::error!(
+            "{} {}: the request handler panicked; closing the connection",
+            ex.head.method,
+            ex.head.uri.path()
+        );
+        ex.close_after();
+        self.series
+            .count_request(&self.metrics, Route::Unknown, 500, status_label(500));
+        if !ex.answer_started() {
+            let reply = ErrorReply {
+                status: 500,
+                message: "internal error",
+                errors: &[],
+                headers: &[],
+            };
+            let with_body = ex.head.method != http::Method::HEAD;
+            let answer = respond::error_answer(&reply, ex.version(), false, with_body);
+            let _ = ex.send(&answer).await;
+        }
     }
 
     /// Answers a request whose head could not be read (when there is anyone to answer) and
@@ -523,5 +546,22 @@ impl RequestIds {
         // Writing to a String cannot fail.
         let _ = write!(id, "{:016x}{:016x}", self.prefix, n);
         id
+    }
+}
+
+/// Counts a request in `mediagate_inflight_requests` for as long as it lives, however its
+/// handling ends.
+struct InFlight<'g>(&'g prometheus::IntGauge);
+
+impl<'g> InFlight<'g> {
+    fn new(gauge: &'g prometheus::IntGauge) -> InFlight<'g> {
+        gauge.inc();
+        InFlight(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }

@@ -9,7 +9,11 @@ use async_trait::async_trait;
 use pingora_core::apps::ServerApp;
 use pingora_core::protocols::Stream;
 use pingora_core::server::ShutdownWatch;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::downstream::{Conn, Exchange};
@@ -68,8 +72,11 @@ impl GatewayApp {
             let closing = keep_alive_off || *shutdown.borrow();
             let mut ex = Exchange::new(&mut conn, head, rest, closing, server.client_read_timeout);
             // A future of its own, so that an idle connection's task does not carry the
-            // request's (routing, body, upstream exchange) state.
-            Box::pin(gateway.serve(&mut ex)).await;
+            // request's (routing, body, upstream exchange) state. A panic in it (a bug) ends
+            // this request with a 500, not the connection's task without an answer.
+            if CatchPanic(Box::pin(gateway.serve(&mut ex))).await.is_err() {
+                Box::pin(gateway.recover(&mut ex)).await;
+            }
             served = true;
             if !ex.keep_alive() {
                 linger = !ex.body_was_read();
@@ -79,6 +86,24 @@ impl GatewayApp {
         }
         // Boxed: closing (with its drain buffer) is rare and must not size every idle task.
         Box::pin(conn.close(linger)).await;
+    }
+}
+
+/// Polls a future, turning a panic inside it into `Err` instead of unwinding the caller.
+struct CatchPanic<F>(F);
+
+impl<F: Future + Unpin> Future for CatchPanic<F> {
+    type Output = Result<F::Output, ()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.0;
+        // Unwind safety: after a panic the future is dropped unpolled, and what it borrowed
+        // (the exchange) is only used to write an error answer and close.
+        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(&mut *inner).poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
+            Err(_) => Poll::Ready(Err(())),
+        }
     }
 }
 
@@ -92,5 +117,27 @@ impl ServerApp for GatewayApp {
         self.serve_connection(Conn::new(stream), shutdown.clone())
             .await;
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn poll_once<F: Future + Unpin>(f: F) -> Poll<F::Output> {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut f = f;
+        Pin::new(&mut f).poll(&mut cx)
+    }
+
+    #[test]
+    fn a_panic_becomes_an_error_and_a_value_passes_through() {
+        let panicking = Box::pin(async { panic!("a bug") });
+        assert!(matches!(
+            poll_once(CatchPanic(panicking)),
+            Poll::Ready(Err(()))
+        ));
+        let fine = Box::pin(async { 7 });
+        assert!(matches!(poll_once(CatchPanic(fine)), Poll::Ready(Ok(7))));
     }
 }

@@ -75,10 +75,12 @@ impl Rewriter {
                 outcome: Outcome::Foreign,
             };
         }
-        let path = if path.is_empty() { "/" } else { path };
+        // `http://host?q` and `http://host#f` name the root path (RFC 3986 §6.2.3): keep the
+        // `/`, or the relative form would resolve against the request's own path.
+        let root = if path.starts_with('/') { "" } else { "/" };
         let value = match &self.absolute_base {
-            Some(base) => format!("{base}{path}"),
-            None => path.to_owned(),
+            Some(base) => format!("{base}{root}{path}"),
+            None => format!("{root}{path}"),
         };
         Rewritten {
             value,
@@ -178,6 +180,18 @@ mod tests {
         let r = rewriter().rewrite(&format!("HTTPS://collector.internal{SID}"), &up, None);
         assert_eq!(r.outcome, Outcome::Rewritten);
         assert_eq!(r.value, SID);
+    }
+
+    #[test]
+    fn an_absolute_location_without_a_path_names_the_root() {
+        let up = normalize_authority("http", "127.0.0.1:8081");
+        for (from, to) in [
+            ("http://127.0.0.1:8081", "/"),
+            ("http://127.0.0.1:8081?next=1", "/?next=1"),
+            ("http://127.0.0.1:8081#frag", "/#frag"),
+        ] {
+            assert_eq!(rewriter().rewrite(from, &up, None).value, to, "{from}");
+        }
     }
 
     #[test]
