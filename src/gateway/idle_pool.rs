@@ -15,8 +15,8 @@
 //! (per-thread stacks would then fill on one thread while another opens new connections).
 //!
 //! A connection idle longer than the upstream's `idle_timeout_ms` is dropped instead of reused,
-//! and [`IdlePool::prune`] (run by the health checker) closes those nobody took. A connection
-//! the upstream closed while it sat here is caught by the retry rule of [`super::upstream`].
+//! and [`IdlePool::prune`] (run by the health checker) closes those nobody took. One that the
+//! upstream closed (or sent bytes on) while it sat here is found when it is taken, and closed.
 
 use pingora_core::protocols::Stream;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -61,16 +61,17 @@ impl IdlePool {
     }
 
     /// The most recently returned connection (of this thread, per thread) that has not idled
-    /// too long.
-    pub fn take(&self) -> Option<Stream> {
+    /// too long and passes `usable`; the ones that fail it are closed.
+    pub fn take_quiet(&self, usable: impl Fn(&mut Stream) -> bool) -> Option<Stream> {
         let now = Instant::now();
         let mut idle = self.stack();
-        while let Some((stream, since)) = idle.pop() {
-            if now.duration_since(since) < self.timeout {
+        while let Some((mut stream, since)) = idle.pop() {
+            if now.duration_since(since) >= self.timeout {
+                // Older entries lie below this one: all of them have expired too.
+                idle.clear();
+            } else if usable(&mut stream) {
                 return Some(stream);
             }
-            // Older entries lie below this one: all of them have expired too.
-            idle.clear();
         }
         None
     }

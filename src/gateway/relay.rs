@@ -82,7 +82,13 @@ impl Gateway {
             wire.extend_from_slice(payload);
             let started = Instant::now();
             let to_head = method == http::Method::HEAD;
-            match self.pool.upstreams.send(index, &wire, to_head).await {
+            let replayable = to_head || method == http::Method::GET;
+            match self
+                .pool
+                .upstreams
+                .send(index, &wire, to_head, replayable)
+                .await
+            {
                 Ok(answer) => {
                     self.pool.record_success(index);
                     return self.relay(ex, ctx, index, answer, started).await;

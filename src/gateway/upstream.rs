@@ -15,7 +15,9 @@ use pingora_core::protocols::http::v1::client::HttpSession;
 use pingora_core::protocols::Stream;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorType};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 
 use super::downstream::MAX_HEAD_BYTES;
 use super::idle_pool::IdlePool;
@@ -170,28 +172,42 @@ impl Upstreams {
 
     /// Sends `wire` (a serialized request, head and body) to upstream `index` in one write and
     /// reads the whole answer. `to_head`: the request is a HEAD (its answer has no body).
+    /// `replayable`: its method is safe to send twice (GET, HEAD).
     ///
     /// Retry rule (README, "Retries — the exact rule"): a POST is sent again only where the
-    /// upstream cannot have read it.
-    /// - When a pooled (reused) connection fails before a single answer byte — the peer closed it
-    ///   while it sat idle — the request is sent once more on a new connection to this upstream.
-    /// - When no connection can be made, or a new connection is reset (TCP RST) before a single
-    ///   answer byte, the failure is [`Failure::unread`]: the caller may move the request to
-    ///   another upstream. A reset rather than a close means the upstream's socket still held
-    ///   unread bytes of the request when it went away — typically a connection accepted into
-    ///   the backlog of a process being killed — so the request was not read whole.
+    /// upstream cannot have read it (RFC 9110 §9.2.2).
+    /// - A pooled connection that received bytes or a close while it sat idle is not used.
+    /// - When no connection can be made, or a connection is reset (TCP RST, or found reset
+    ///   when writing) before a single answer byte, the upstream did not read the whole
+    ///   request: the socket still held unread bytes of it when it went away (a keep-alive
+    ///   connection it closed, a connection in the backlog of a process being killed). On a
+    ///   pooled connection the request is sent once more on a new one; otherwise the failure
+    ///   is [`Failure::unread`], and the caller may move the request to another upstream.
+    /// - A pooled connection closed (FIN) before a single answer byte is sent again on a new
+    ///   connection for GET and HEAD only: a POST may have been read and processed.
     ///
     /// Any other failure — a timeout, a close without an answer, a broken answer — is final.
-    pub async fn send(&self, index: usize, wire: &[u8], to_head: bool) -> Result<Answer, Failure> {
+    pub async fn send(
+        &self,
+        index: usize,
+        wire: &[u8],
+        to_head: bool,
+        replayable: bool,
+    ) -> Result<Answer, Failure> {
         let upstream = &self.list[index];
-        if let Some(stream) = upstream.idle.take() {
+        if let Some(stream) = upstream.idle.take_quiet(still_quiet) {
             match exchange(upstream, stream, wire, to_head).await {
                 Ok(answer) => return Ok(answer),
-                Err((failure, false)) if failure.kind == FailureKind::Reset => log::debug!(
-                    "upstream {}: pooled connection was closed ({}), retrying on a new one",
-                    upstream.settings.name,
-                    failure.error
-                ),
+                Err((failure, false))
+                    if failure.is_connection_reset()
+                        || (replayable && failure.kind == FailureKind::Reset) =>
+                {
+                    log::debug!(
+                        "upstream {}: pooled connection failed before an answer ({}), sending again on a new one",
+                        upstream.settings.name,
+                        failure.error
+                    )
+                }
                 Err((failure, _)) => return Err(failure),
             }
         }
@@ -213,6 +229,16 @@ impl Upstreams {
                 }
             })
     }
+}
+
+/// Whether a pooled connection is still quietly open: no byte and no close arrived while it
+/// sat idle (a late answer, a 408 before an idle close, a FIN). Costs no system call when the
+/// socket had no event since its last read drained it (tokio's cached readiness).
+fn still_quiet(stream: &mut Stream) -> bool {
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut scratch = [0u8; 64];
+    let mut buf = ReadBuf::new(&mut scratch);
+    matches!(Pin::new(stream).poll_read(&mut cx, &mut buf), Poll::Pending)
 }
 
 /// An upstream's whole answer.
