@@ -374,7 +374,7 @@ impl KeepAliveUpstream {
                 let Ok(mut stream) = stream else { return };
                 let (count, flag) = (count.clone(), flag.clone());
                 std::thread::spawn(move || {
-                    let mut read_request = |stream: &mut std::net::TcpStream| {
+                    let read_request = |stream: &mut std::net::TcpStream| {
                         let mut seen = Vec::new();
                         let mut chunk = [0u8; 4096];
                         while !request_is_whole(&seen) {
