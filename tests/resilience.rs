@@ -472,6 +472,22 @@ fn a_post_read_on_a_pooled_connection_then_closed_is_not_sent_again_but_a_get_is
 }
 
 #[test]
+fn a_lone_upstream_is_never_ejected() {
+    let rude = RudeUpstream::start(Rudeness::CloseAfterReading);
+    let gw = Gateway::start(Options {
+        upstreams: vec![upstream("rude", &rude.url, "")],
+        tables: "[health_check]\nkind = \"off\"\n".into(),
+        ..Options::default()
+    });
+    // More failures than passive_failures (3): still sent to it (502), never 503.
+    for _ in 0..5 {
+        let r = start_session(&gw);
+        assert_eq!(r.status, 502, "{}", r.text());
+    }
+    assert_eq!(rude.accepted(), 5);
+}
+
+#[test]
 fn a_slow_upstream_gets_504_at_the_configured_timeout() {
     let slow = Emulator::start(&["--response-delay-ms", "3000"]);
     let gw = Gateway::start(Options {

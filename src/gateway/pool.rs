@@ -40,12 +40,20 @@ impl Pool {
         let per_thread = !config.server.work_stealing;
         let upstreams = Upstreams::new(&config.upstreams, 256, per_thread)?;
         let h = &config.health;
+        // Passive ejection only steers requests to the other upstreams: a lone upstream is never
+        // ejected (as nginx ignores max_fails for a single server), or every session start would
+        // get 503 for passive_ejection after a brief failure.
+        let passive_failures = if upstreams.list.len() > 1 {
+            h.passive_failures
+        } else {
+            0
+        };
         let health = Health::new(
             upstreams.list.len(),
             Thresholds {
                 unhealthy: h.unhealthy_threshold,
                 healthy: h.healthy_threshold,
-                passive_failures: h.passive_failures,
+                passive_failures,
                 passive_ejection: h.passive_ejection,
             },
         );

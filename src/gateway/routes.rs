@@ -131,9 +131,12 @@ fn is_outward_sid(sid: &str) -> bool {
     sid_of_chars(sid, 300)
 }
 
-/// 1 to `max` characters of `[A-Za-z0-9._~-]`.
+/// 1 to `max` characters of `[A-Za-z0-9._~-]`, and not `.` or `..` (dot segments, which an
+/// upstream normalising its paths would resolve: `/api/v1/sessions/../events`).
 fn sid_of_chars(sid: &str, max: usize) -> bool {
     (1..=max).contains(&sid.len())
+        && sid != "."
+        && sid != ".."
         && sid
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-'))
@@ -275,6 +278,9 @@ mod tests {
         assert!(is_well_formed_sid(SID, SidFormat::Strict));
         assert!(!is_well_formed_sid(&SID.to_uppercase(), SidFormat::Strict));
         assert!(!is_well_formed_sid(&SID[1..], SidFormat::Strict));
+        assert!(!is_well_formed_sid("..", SidFormat::Lenient));
+        assert!(!is_well_formed_sid(".", SidFormat::Lenient));
+        assert!(is_well_formed_sid("...", SidFormat::Lenient));
         assert!(is_well_formed_sid(
             "1482236761294786918253",
             SidFormat::Lenient
