@@ -226,7 +226,6 @@ struct RudeUpstream {
 
 impl RudeUpstream {
     fn start(rudeness: Rudeness) -> RudeUpstream {
-        use std::io::Read;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let accepted = Arc::new(AtomicUsize::new(0));
@@ -240,15 +239,7 @@ impl RudeUpstream {
                     continue;
                 }
                 if let Rudeness::CloseAfterReading = rudeness {
-                    // The head and a Content-Length body: read until the body's end.
-                    let mut seen = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    while !request_is_whole(&seen) {
-                        match stream.read(&mut chunk) {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => seen.extend_from_slice(&chunk[..n]),
-                        }
-                    }
+                    let _ = read_request(&mut stream);
                 }
                 drop(stream);
             }
@@ -259,6 +250,20 @@ impl RudeUpstream {
     fn accepted(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
     }
+}
+
+/// Reads one request (its head and Content-Length body); `None` when the connection ends first.
+fn read_request(stream: &mut std::net::TcpStream) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut seen = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !request_is_whole(&seen) {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => seen.extend_from_slice(&chunk[..n]),
+        }
+    }
+    Some(seen)
 }
 
 /// Whether `bytes` hold a whole request head and its Content-Length body.
@@ -363,7 +368,7 @@ struct KeepAliveUpstream {
 
 impl KeepAliveUpstream {
     fn start(after: AfterFirst) -> KeepAliveUpstream {
-        use std::io::{Read, Write};
+        use std::io::Write;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let requests = Arc::new(AtomicUsize::new(0));
@@ -375,16 +380,9 @@ impl KeepAliveUpstream {
                 let (count, flag) = (count.clone(), flag.clone());
                 std::thread::spawn(move || {
                     let read_request = |stream: &mut std::net::TcpStream| {
-                        let mut seen = Vec::new();
-                        let mut chunk = [0u8; 4096];
-                        while !request_is_whole(&seen) {
-                            match stream.read(&mut chunk) {
-                                Ok(0) | Err(_) => return None,
-                                Ok(n) => seen.extend_from_slice(&chunk[..n]),
-                            }
-                        }
+                        let request = read_request(stream)?;
                         count.fetch_add(1, Ordering::SeqCst);
-                        Some(seen)
+                        Some(request)
                     };
                     let Some(first) = read_request(&mut stream) else {
                         return;
