@@ -104,6 +104,11 @@ pub fn parse(buf: &Bytes, to_head: bool) -> Result<Option<(AnswerHead, usize)>, 
         }
         fields.push((range(name), range(f.value)));
     }
+    // RFC 9112 §6.3: Transfer-Encoding with Content-Length ought to be handled as an error; the
+    // body is read by the coding, and the connection is not reused (it may be out of step).
+    if transfer_encoding && length.is_some() {
+        close = true;
+    }
     let framing = if to_head || status_has_no_body(status) {
         AnswerFraming::None
     } else if chunked && http11 {
@@ -168,6 +173,13 @@ mod tests {
             false,
         );
         assert_eq!(h.framing, AnswerFraming::UntilClose);
+        // Chunked with a length: read as chunked, and the connection is not reused.
+        let h = answer(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\nBODY",
+            false,
+        );
+        assert_eq!(h.framing, AnswerFraming::Chunked);
+        assert!(!h.keep_alive);
     }
 
     #[test]
