@@ -375,11 +375,12 @@ impl<'c> Exchange<'c> {
         Ok(())
     }
 
-    /// Writes bytes of the answer.
+    /// Whether any byte of the answer has been written (or tried).
     pub fn answer_started(&self) -> bool {
         self.answer_started
     }
 
+    /// Writes bytes of the answer.
     pub async fn send(&mut self, bytes: &[u8]) -> pingora_error::Result<()> {
         self.answer_started = true;
         self.conn.send(bytes, self.timeout).await.map_err(|e| {

@@ -272,7 +272,7 @@ impl Gateway {
         self.send_error(ex, ctx, &reply).await
     }
 
-    /// Writes a gateway-made error answer (without its body to a HEAD request).
+    /// Records the status of a gateway-made error answer and writes it ([`write_error`]).
     async fn send_error(
         &self,
         ex: &mut Exchange<'_>,
@@ -280,9 +280,7 @@ impl Gateway {
         reply: &ErrorReply<'_>,
     ) -> Result<()> {
         ctx.status = reply.status;
-        let with_body = ex.head.method != http::Method::HEAD;
-        let answer = respond::error_answer(reply, ex.version(), ex.keep_alive(), with_body);
-        ex.send(&answer).await
+        write_error(ex, reply).await
     }
 
     fn enrich_context<'a>(
@@ -401,9 +399,7 @@ impl Gateway {
                 errors: &[],
                 headers: &[],
             };
-            let with_body = ex.head.method != http::Method::HEAD;
-            let answer = respond::error_answer(&reply, ex.version(), false, with_body);
-            let _ = ex.send(&answer).await;
+            let _ = write_error(ex, &reply).await;
         }
     }
 
@@ -547,6 +543,14 @@ impl RequestIds {
         let _ = write!(id, "{:016x}{:016x}", self.prefix, n);
         id
     }
+}
+
+/// Writes a gateway-made error answer to the exchange's request: without its body to a HEAD
+/// request, and keeping the connection only if the exchange still may.
+async fn write_error(ex: &mut Exchange<'_>, reply: &ErrorReply<'_>) -> Result<()> {
+    let with_body = ex.head.method != http::Method::HEAD;
+    let answer = respond::error_answer(reply, ex.version(), ex.keep_alive(), with_body);
+    ex.send(&answer).await
 }
 
 /// Counts a request in `mediagate_inflight_requests` for as long as it lives, however its

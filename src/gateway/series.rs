@@ -35,9 +35,7 @@ impl Series {
         rule_sets: impl Iterator<Item = &'a str>,
     ) -> Series {
         let routes = Route::ALL.iter().map(|r| r.template());
-        let actions = crate::enrich::Applied::default()
-            .counts()
-            .map(|(action, _)| action);
+        let actions = Applied::default().counts().map(|(action, _)| action);
         Series {
             requests: (0..Route::ALL.len() * STATUSES)
                 .map(|_| OnceLock::new())
