@@ -61,18 +61,27 @@ impl IdlePool {
     }
 
     /// The most recently returned connection (of this thread, per thread) that has not idled
-    /// too long and passes `usable`; the ones that fail it are closed.
+    /// too long and passes `usable` (checked outside the stack's lock: it may read the
+    /// socket); the ones that fail it are closed.
     pub fn take_quiet(&self, usable: impl Fn(&mut Stream) -> bool) -> Option<Stream> {
-        let now = Instant::now();
-        let mut idle = self.stack();
-        while let Some((mut stream, since)) = idle.pop() {
-            if now.duration_since(since) >= self.timeout {
-                // Older entries lie below this one: all of them have expired too.
-                idle.clear();
-            } else if usable(&mut stream) {
+        loop {
+            let mut stream = self.pop_fresh()?;
+            if usable(&mut stream) {
                 return Some(stream);
             }
         }
+    }
+
+    /// Pops the most recently returned connection, unless it idled too long.
+    fn pop_fresh(&self) -> Option<Stream> {
+        let now = Instant::now();
+        let mut idle = self.stack();
+        let (stream, since) = idle.pop()?;
+        if now.duration_since(since) < self.timeout {
+            return Some(stream);
+        }
+        // Older entries lie below this one: all of them have expired too.
+        idle.clear();
         None
     }
 
