@@ -22,16 +22,16 @@ run: build
 
 lint: setup
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
 test:
 	@./scripts/setup.sh test
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
-		$(CARGO) nextest run --locked --all-targets --no-fail-fast; \
+		$(CARGO) nextest run --locked --workspace --all-targets --no-fail-fast; \
 	else \
-		$(CARGO) test --locked --all-targets --no-fail-fast; \
+		$(CARGO) test --locked --workspace --all-targets --no-fail-fast; \
 	fi
 
 bench: bench-micro bench-load

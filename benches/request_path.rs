@@ -12,10 +12,10 @@
 //! - `full/<fixture>`: check, then enrichment, producing the bytes to forward.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use enrich::file;
+use enrich::{Context, Rules};
 use http::HeaderMap;
-use mediagate::config::file;
-use mediagate::enrich::{Context, Rules};
-use mediagate::mcapi::{self, Endpoint, Policies};
+use mcapi::{self, Endpoint, Policies};
 use std::hint::black_box;
 
 // The gateway binary's allocator (src/main.rs), so allocation costs are those of production.

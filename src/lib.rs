@@ -1,15 +1,17 @@
 //! mediagate: a validating gateway for the Streaming Media Collection API, built on pingora.
 //!
-//! Pure domain modules ([`mcapi`], [`enrich`], [`location`], [`http1`]) do the work; [`gateway`],
-//! [`admin`] and [`emulator`] are the pingora glue; [`config`] and [`metrics`] tie them together.
+//! The request's path, one folder per step (`docs/architecture.md` walks it):
+//! [`server`] (listeners, connections, the players' HTTP/1) → [`pipeline`] (route, check,
+//! enrich, record) → [`upstream`] (the cluster, the exchange and its retry rule), with
+//! [`observe`] (metrics, logs, admin) beside them, [`config`] feeding them all, [`io`] shared by
+//! both sides, the built-in backend in [`emulator`] and the command line in [`cli`]. The pure
+//! parts are the crates under `crates/`: `json`, `http1`, `mcapi`, `enrich`, `location`.
 
-pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod emulator;
-pub mod enrich;
-pub mod gateway;
-pub mod http1;
-pub mod location;
-pub mod mcapi;
-pub mod metrics;
+pub mod io;
+pub mod observe;
+pub mod pipeline;
+pub mod server;
+pub mod upstream;

@@ -1,17 +1,8 @@
 //! Black-box tests of the players' HTTP/1 connections: keep-alive rules, pipelining, limits on
 //! request heads, framing refusals, timeouts — the real binary on ephemeral loopback ports.
 
-#[path = "common/http.rs"]
-#[allow(dead_code)]
-mod http_client;
-
-#[path = "common/gateway.rs"]
-#[allow(dead_code)]
-mod gateway;
-
-use gateway::{Gateway, Options};
-use http_client::Conn;
 use std::time::Duration;
+use testkit::{toml, Conn, Gateway, Options};
 
 const SESSION_START: &[u8] = include_bytes!("fixtures/session-start.json");
 
@@ -104,7 +95,7 @@ fn connection_close_is_honoured() {
 #[test]
 fn keepalive_timeout_zero_closes_after_every_answer() {
     let gw = Gateway::start(Options {
-        server: "keepalive_timeout_seconds = 0".into(),
+        server: toml("keepalive_timeout_seconds = 0"),
         ..Options::default()
     });
     let mut conn = Conn::connect(gw.addr).unwrap();
@@ -198,7 +189,7 @@ fn oversized_or_malformed_heads_get_json_errors_and_a_close() {
 #[test]
 fn blank_lines_around_requests_are_ignored_and_http_1_2_is_served_as_1_1() {
     let gw = Gateway::start(Options {
-        server: "client_read_timeout_ms = 500".into(),
+        server: toml("client_read_timeout_ms = 500"),
         ..Options::default()
     });
     let mut conn = Conn::connect(gw.addr).unwrap();
@@ -239,7 +230,7 @@ fn a_content_type_with_multibyte_characters_gets_415_and_leaves_no_request_in_fl
 #[test]
 fn a_stalled_head_gets_408() {
     let gw = Gateway::start(Options {
-        server: "client_read_timeout_ms = 300".into(),
+        server: toml("client_read_timeout_ms = 300"),
         ..Options::default()
     });
     let mut conn = Conn::connect(gw.addr).unwrap();
@@ -253,7 +244,7 @@ fn a_stalled_head_gets_408() {
 #[test]
 fn a_head_trickled_a_byte_at_a_time_still_gets_408_in_time() {
     let gw = Gateway::start(Options {
-        server: "client_read_timeout_ms = 400".into(),
+        server: toml("client_read_timeout_ms = 400"),
         ..Options::default()
     });
     let mut conn = Conn::connect(gw.addr).unwrap();
@@ -297,7 +288,7 @@ fn chunked_with_content_length_is_read_as_chunked_then_closed() {
 #[test]
 fn relayed_answers_drop_hop_by_hop_fields_and_carry_their_length() {
     let gw = Gateway::start(Options::default());
-    let r = http_client::request(gw.addr, "GET", "/api/v1/schemas/ping", &[], b"").unwrap();
+    let r = testkit::request(gw.addr, "GET", "/api/v1/schemas/ping", &[], b"").unwrap();
     assert_eq!(r.status, 200);
     assert!(r.header("keep-alive").is_none());
     assert_eq!(r.header("connection"), Some("keep-alive"));
@@ -400,7 +391,7 @@ fn chunked_close_delimited_and_head_answers_are_relayed_with_a_length() {
     let gw = Gateway::start(Options {
         upstream: Some(format!("http://{}", up.addr)),
         // No probes: every connection the upstream accepts is one the gateway made for a request.
-        tables: "[health_check]\nkind = \"off\"\n".into(),
+        tables: toml("[health_check]\nkind = \"off\"\n"),
         ..Options::default()
     });
     let mut conn = Conn::connect(gw.addr).unwrap();
@@ -452,7 +443,7 @@ fn informational_and_oddly_framed_upstream_answers_never_put_answers_out_of_step
     let up = ScriptedUpstream::start();
     let gw = Gateway::start(Options {
         upstream: Some(format!("http://{}", up.addr)),
-        tables: "[health_check]\nkind = \"off\"\n".into(),
+        tables: toml("[health_check]\nkind = \"off\"\n"),
         ..Options::default()
     });
     let mut conn = Conn::connect(gw.addr).unwrap();

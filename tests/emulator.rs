@@ -1,20 +1,10 @@
-//! The emulator served by a real pingora `Server`, talked to over raw HTTP/1.1.
-//!
-//! Each test starts its own server (own port, own state) on a background std thread, with
-//! `Server::run` and a shutdown watch that never fires (no signal handlers are installed, nothing
-//! calls `process::exit`); the threads end with the test process.
+//! The emulator (`mediagate emulate`, a real process on loopback port 0), talked to over raw
+//! HTTP/1.1. Each test starts its own process (own port, own state).
 
-#[path = "common/http.rs"]
-#[allow(dead_code)]
-mod http_client;
-
-use async_trait::async_trait;
-use http_client::{request, Conn, Response};
-use mediagate::emulator::{service, EmulatorSettings, MAX_BODY_BYTES};
-use pingora::server::configuration::{Opt, ServerConf};
-use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use mediagate::emulator::MAX_BODY_BYTES;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use testkit::{request, Conn, Emulator, Response};
 
 const SESSION_START: &[u8] = include_bytes!("fixtures/session-start.json");
 const PING: &[u8] = include_bytes!("fixtures/ping.json");
@@ -29,62 +19,19 @@ const CORS: [(&str, &str); 4] = [
     ("access-control-expose-headers", "Location"),
 ];
 
-struct NeverShutdown;
+/// A running emulator: the process lives as long as the value.
+struct Running(Emulator);
 
-#[async_trait]
-impl ShutdownSignalWatch for NeverShutdown {
-    async fn recv(&self) -> ShutdownSignal {
-        std::future::pending().await
-    }
+/// Starts an emulator process with `args` and waits until it answers.
+fn start(args: &[&str]) -> Running {
+    let e = Emulator::start(args);
+    let r = request(e.addr, "GET", "/_emulator/requests", &[], b"").expect("emulator answers");
+    assert_eq!(r.status, 200);
+    Running(e)
 }
 
-/// A loopback port that was free a moment ago.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local address").port()
-}
-
-/// Starts an emulator with `settings` (its `listen` is replaced) and waits until it answers.
-fn start(settings: EmulatorSettings) -> SocketAddr {
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port())
-        .parse()
-        .expect("address");
-    let settings = EmulatorSettings {
-        listen: addr.to_string(),
-        ..settings
-    };
-    std::thread::spawn(move || {
-        let conf = ServerConf {
-            threads: 1,
-            grace_period_seconds: Some(0),
-            graceful_shutdown_timeout_seconds: Some(0),
-            ..ServerConf::default()
-        };
-        let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);
-        server.bootstrap();
-        server.add_service(service(settings));
-        server.run(RunArgs {
-            shutdown_signal: Box::new(NeverShutdown),
-        });
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            let r =
-                request(addr, "GET", "/_emulator/requests", &[], b"").expect("emulator answers");
-            assert_eq!(r.status, 200);
-            return addr;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the emulator did not start on {addr}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn start_default() -> SocketAddr {
-    start(EmulatorSettings::default())
+fn start_default() -> Running {
+    start(&[])
 }
 
 fn assert_cors(r: &Response) {
@@ -132,7 +79,8 @@ mod emulator {
 
     #[test]
     fn session_start_is_201_with_location_and_cors() {
-        let addr = start_default();
+        let emu = start_default();
+        let addr = emu.0.addr;
         let r = request(addr, "POST", "/api/v1/sessions", &[JSON], SESSION_START).expect("request");
         assert_eq!(r.status, 201);
         assert!(r.body.is_empty());
@@ -149,7 +97,8 @@ mod emulator {
 
     #[test]
     fn events_are_204_and_inspection_shows_them() {
-        let addr = start_default();
+        let emu = start_default();
+        let addr = emu.0.addr;
         let mut conn = Conn::connect(addr).expect("connect");
         let sid = start_session(&mut conn);
         let headers = [
@@ -186,7 +135,8 @@ mod emulator {
 
     #[test]
     fn unknown_sid_is_404() {
-        let addr = start_default();
+        let emu = start_default();
+        let addr = emu.0.addr;
         let r = request(addr, "POST", &events_path(&"a".repeat(64)), &[JSON], PING).expect("ping");
         assert_eq!(r.status, 404);
         assert_eq!(r.header("content-type"), Some("application/json"));
@@ -196,7 +146,8 @@ mod emulator {
 
     #[test]
     fn session_end_then_410() {
-        let addr = start_default();
+        let emu = start_default();
+        let addr = emu.0.addr;
         let mut conn = Conn::connect(addr).expect("connect");
         let sid = start_session(&mut conn);
         let r = conn
@@ -214,7 +165,8 @@ mod emulator {
 
     #[test]
     fn invalid_body_is_400_json_and_nothing_is_recorded() {
-        let addr = start_default();
+        let emu = start_default();
+        let addr = emu.0.addr;
         let before = request_count(addr);
         let r = request(
             addr,
@@ -239,7 +191,8 @@ mod emulator {
 
     #[test]
     fn preflight_wrong_method_and_unknown_path() {
-        let addr = start_default();
+        let emu = start_default();
+        let addr = emu.0.addr;
         let mut conn = Conn::connect(addr).expect("connect");
         let preflight = [
             ("Origin", "https://player.example"),
@@ -276,7 +229,8 @@ mod emulator {
 
     #[test]
     fn expect_100_continue_is_answered_and_keeps_the_connection() {
-        let addr = start_default();
+        let emu = start_default();
+        let addr = emu.0.addr;
         let mut conn = Conn::connect(addr).expect("connect");
         conn.write_head(
             "POST",
@@ -306,7 +260,8 @@ mod emulator {
 
     #[test]
     fn keep_alive_serves_many_requests_on_one_connection() {
-        let addr = start_default();
+        let emu = start_default();
+        let addr = emu.0.addr;
         let mut conn = Conn::connect(addr).expect("connect");
         let sid = start_session(&mut conn);
         for _ in 0..20 {
@@ -333,7 +288,8 @@ mod emulator {
 
     #[test]
     fn chunked_request_bodies_are_read() {
-        let addr = start_default();
+        let emu = start_default();
+        let addr = emu.0.addr;
         let mut conn = Conn::connect(addr).expect("connect");
         let (a, b) = SESSION_START.split_at(100);
         let mut body = Vec::new();
@@ -360,7 +316,8 @@ mod emulator {
 
     #[test]
     fn oversized_body_is_413_and_the_connection_closes() {
-        let addr = start_default();
+        let emu = start_default();
+        let addr = emu.0.addr;
         let mut conn = Conn::connect(addr).expect("connect");
         let too_big = (MAX_BODY_BYTES + 1).to_string();
         conn.write_head(
@@ -378,11 +335,13 @@ mod emulator {
 
     #[test]
     fn location_prefix_and_response_delay() {
-        let addr = start(EmulatorSettings {
-            location_prefix: Some("https://elsewhere.example".to_owned()),
-            response_delay: Duration::from_millis(200),
-            ..EmulatorSettings::default()
-        });
+        let emu = start(&[
+            "--location-prefix",
+            "https://elsewhere.example",
+            "--response-delay-ms",
+            "200",
+        ]);
+        let addr = emu.0.addr;
         let began = Instant::now();
         let r = request(addr, "POST", "/api/v1/sessions", &[JSON], SESSION_START).expect("request");
         assert!(began.elapsed() >= Duration::from_millis(200));

@@ -1,17 +1,8 @@
 //! Black-box tests of the request path: the real `mediagate` binary in front of its built-in
 //! emulator, on ephemeral loopback ports, over real HTTP.
 
-#[path = "common/http.rs"]
-#[allow(dead_code)]
-mod http_client;
-
-#[path = "common/gateway.rs"]
-#[allow(dead_code)]
-mod gateway;
-
-use gateway::{sid_of, Gateway, Options};
-use http_client::{request, Conn, Response};
 use std::path::Path;
+use testkit::{request, sid_of, toml, Conn, Gateway, HeldPort, Options, Response};
 
 const SESSION_START: &[u8] = include_bytes!("fixtures/session-start.json");
 const PING: &[u8] = include_bytes!("fixtures/ping.json");
@@ -226,7 +217,7 @@ fn the_relative_location_shape_is_kept() {
 #[test]
 fn an_absolute_location_naming_the_upstream_becomes_relative() {
     let gw = Gateway::start(Options {
-        emulator: "location_prefix = \"http://{emulator}\"".into(),
+        emulator: vec!["--location-prefix".into(), "http://{listen}".into()],
         ..Options::default()
     });
     let r = gw.post("/api/v1/sessions", SESSION_START);
@@ -251,7 +242,10 @@ fn an_absolute_location_naming_the_upstream_becomes_relative() {
 #[test]
 fn a_foreign_location_is_left_alone_and_counted() {
     let gw = Gateway::start(Options {
-        emulator: "location_prefix = \"https://elsewhere.example\"".into(),
+        emulator: vec![
+            "--location-prefix".into(),
+            "https://elsewhere.example".into(),
+        ],
         ..Options::default()
     });
     let r = gw.post("/api/v1/sessions", SESSION_START);
@@ -272,7 +266,7 @@ fn a_foreign_location_is_left_alone_and_counted() {
 #[test]
 fn absolute_locations_on_public_url_are_opt_in() {
     let gw = Gateway::start(Options {
-        server: "public_url = \"https://collect.example.com\"\nabsolute_location = true".into(),
+        server: toml("public_url = \"https://collect.example.com\"\nabsolute_location = true"),
         ..Options::default()
     });
     let location = gw
@@ -359,7 +353,7 @@ fn an_invalid_large_batch_is_refused_before_the_upstream_is_contacted() {
 #[test]
 fn size_limit_content_type_routes_and_methods() {
     let gw = Gateway::start(Options {
-        server: "max_body_bytes = 2048".into(),
+        server: toml("max_body_bytes = 2048"),
         ..Options::default()
     });
     let big = vec![b' '; 4096];
@@ -507,7 +501,7 @@ fn upstream_answers_pass_through_with_cors_added() {
 #[test]
 fn report_mode_forwards_invalid_bodies_and_counts_them() {
     let gw = Gateway::start(Options {
-        tables: "[validation]\nmode = \"report\"".into(),
+        tables: toml("[validation]\nmode = \"report\""),
         ..Options::default()
     });
     let sid = gw.start_session();
@@ -523,11 +517,21 @@ fn report_mode_forwards_invalid_bodies_and_counts_them() {
 #[test]
 fn enrichment_sets_session_params_and_upstream_headers() {
     let gw = Gateway::start(Options {
-        tables: "[enrich.session_params.if_absent]\n\"media.streamType\" = \"video\"\n\"analytics.reportSuite\" = \"unused\"\n\
-                 [enrich.session_params.always]\n\"analytics.trackingServer\" = \"${env:TRACKING_SERVER}\"\n\
-                 [enrich.upstream_headers]\n\"X-Collector-Region\" = \"eu-${env:REGION}\""
-            .into(),
-        env: vec![("TRACKING_SERVER".into(), "first-party.example.com".into()), ("REGION".into(), "west".into())],
+        tables: toml(
+            r#"
+[enrich.session_params.if_absent]
+"media.streamType" = "video"
+"analytics.reportSuite" = "unused"
+[enrich.session_params.always]
+"analytics.trackingServer" = "${env:TRACKING_SERVER}"
+[enrich.upstream_headers]
+"X-Collector-Region" = "eu-${env:REGION}"
+"#,
+        ),
+        env: vec![
+            ("TRACKING_SERVER".into(), "first-party.example.com".into()),
+            ("REGION".into(), "west".into()),
+        ],
         ..Options::default()
     });
     let sid = gw.start_session();
@@ -561,9 +565,10 @@ fn enrichment_sets_session_params_and_upstream_headers() {
 
 #[test]
 fn a_dead_upstream_gets_a_502_json_error() {
-    let dead = format!("http://127.0.0.1:{}", gateway::free_port());
+    // A port nobody listens on: connections are refused.
+    let dead = HeldPort::new();
     let gw = Gateway::start(Options {
-        upstream: Some(dead),
+        upstream: Some(dead.url()),
         ..Options::default()
     });
     let r = gw.post("/api/v1/sessions", SESSION_START);
@@ -692,7 +697,8 @@ fn metrics_and_admin_endpoints() {
 #[test]
 fn sites_custom_metadata_and_privacy_rules_apply_end_to_end() {
     let gw = Gateway::start(Options {
-        tables: r#"[enrich.custom_metadata]
+        tables: toml(
+            r#"[enrich.custom_metadata]
 "geoCountry" = "${header:cf-ipcountry}"
 [enrich.privacy]
 hash = ["analytics.visitorId"]
@@ -702,8 +708,8 @@ name = "kids"
 host = "kids.example.com"
 [enrich.site.session_params.always]
 "analytics.reportSuite" = "kids-rsid"
-"#
-        .into(),
+"#,
+        ),
         env: vec![("HASH_SECRET".into(), "a-long-enough-test-secret".into())],
         ..Options::default()
     });
@@ -765,7 +771,7 @@ host = "kids.example.com"
 #[test]
 fn an_idle_session_expires_upstream_and_its_410_reaches_the_player() {
     let gw = Gateway::start(Options {
-        emulator: "idle_timeout_seconds = 1".into(),
+        emulator: vec!["--idle-timeout-seconds".into(), "1".into()],
         ..Options::default()
     });
     let sid = gw.start_session();

@@ -13,13 +13,11 @@
 //!
 //! Case counts keep the whole file under a few seconds in a debug build.
 
+use enrich::file;
+use enrich::{Context, Rules};
 use http::HeaderMap;
-use mediagate::config::file;
-use mediagate::enrich::{Context, Rules};
-use mediagate::mcapi::rules::{self, ValueType};
-use mediagate::mcapi::{
-    check, Endpoint, ErrorParams, EventType, Policies, Severity, UnknownParams,
-};
+use mcapi::rules::{self, ValueType};
+use mcapi::{check, Endpoint, ErrorParams, EventType, Policies, Severity, UnknownParams};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 use std::fmt::Write as _;

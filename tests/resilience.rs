@@ -1,26 +1,17 @@
 //! Several upstreams, session affinity, health checks, timeouts and the process lifecycle
 //! (SIGTERM, reload/upgrade), all on loopback with real processes. Every load is bounded.
 
-#[path = "common/http.rs"]
-#[allow(dead_code)]
-mod http_client;
-
-#[path = "common/gateway.rs"]
-#[allow(dead_code)]
-mod gateway;
-
-use gateway::{sid_of, Emulator, Gateway, Options};
-use http_client::{request, Response};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use testkit::{request, sid_of, toml, Emulator, Gateway, HeldPort, Options, Response};
 
 const SESSION_START: &[u8] = include_bytes!("fixtures/session-start.json");
 const PING: &[u8] = include_bytes!("fixtures/ping.json");
 const JSON: (&str, &str) = ("Content-Type", "application/json");
 
-fn upstream(name: &str, url: &str, extra: &str) -> String {
-    format!("name = \"{name}\"\nurl = \"{url}\"\nconnect_timeout_ms = 500\nread_timeout_ms = 2000\n{extra}")
+fn upstream(name: &str, url: &str, extra: &str) -> toml::Table {
+    toml(&format!("name = \"{name}\"\nurl = \"{url}\"\nconnect_timeout_ms = 500\nread_timeout_ms = 2000\n{extra}"))
 }
 
 /// Health checks every 100 ms, two results to flip.
@@ -115,13 +106,15 @@ fn forged_tokens_get_404_and_plain_sids_go_to_the_first_upstream() {
 #[test]
 fn a_dead_upstream_is_marked_unhealthy_skipped_and_taken_back_when_it_returns() {
     let a = Emulator::start(&[]);
-    let b_addr = std::net::SocketAddr::from(([127, 0, 0, 1], gateway::free_port()));
+    // b's port is held (refusing connections) until b starts on it.
+    let b_port = HeldPort::new();
+    let b_addr = b_port.addr;
     let gw = Gateway::start(Options {
         upstreams: vec![
             upstream("a", &a.url(), ""),
             upstream("b", &format!("http://{b_addr}"), ""),
         ],
-        tables: FAST_HEALTH.into(),
+        tables: toml(FAST_HEALTH),
         ..Options::default()
     });
     assert_eq!(
@@ -150,7 +143,7 @@ fn with_two_upstreams_killing_one_under_load_fails_at_most_the_session_starts_it
     let mut b = Emulator::start(&[]);
     let gw = Arc::new(Gateway::start(Options {
         upstreams: vec![upstream("a", &a.url(), ""), upstream("b", &b.url(), "")],
-        tables: FAST_HEALTH.into(),
+        tables: toml(FAST_HEALTH),
         ..Options::default()
     }));
     let stop = Arc::new(AtomicBool::new(false));
@@ -160,7 +153,7 @@ fn with_two_upstreams_killing_one_under_load_fails_at_most_the_session_starts_it
         .map(|_| {
             let (gw, stop, ok, failed) = (gw.clone(), stop.clone(), ok.clone(), failed.clone());
             std::thread::spawn(move || {
-                let mut conn = http_client::Conn::connect(gw.addr).unwrap();
+                let mut conn = testkit::Conn::connect(gw.addr).unwrap();
                 for _ in 0..5000 {
                     if stop.load(Ordering::Relaxed) {
                         break;
@@ -291,7 +284,7 @@ fn gateway_with_rude_first(rude: &RudeUpstream, good: &Emulator) -> Gateway {
             upstream("rude", &rude.url, ""),
             upstream("good", &good.url(), ""),
         ],
-        tables: "[health_check]\nkind = \"off\"\n".into(),
+        tables: toml("[health_check]\nkind = \"off\"\n"),
         ..Options::default()
     })
 }
@@ -426,7 +419,7 @@ impl KeepAliveUpstream {
 fn gateway_in_front_of(up: &KeepAliveUpstream) -> Gateway {
     Gateway::start(Options {
         upstreams: vec![upstream("up", &up.url, "")],
-        tables: "[health_check]\nkind = \"off\"\npassive_failures = 0\n".into(),
+        tables: toml("[health_check]\nkind = \"off\"\npassive_failures = 0\n"),
         ..Options::default()
     })
 }
@@ -474,7 +467,7 @@ fn a_lone_upstream_is_never_ejected() {
     let rude = RudeUpstream::start(Rudeness::CloseAfterReading);
     let gw = Gateway::start(Options {
         upstreams: vec![upstream("rude", &rude.url, "")],
-        tables: "[health_check]\nkind = \"off\"\n".into(),
+        tables: toml("[health_check]\nkind = \"off\"\n"),
         ..Options::default()
     });
     // More failures than passive_failures (3): still sent to it (502), never 503.
@@ -489,10 +482,10 @@ fn a_lone_upstream_is_never_ejected() {
 fn a_slow_upstream_gets_504_at_the_configured_timeout() {
     let slow = Emulator::start(&["--response-delay-ms", "3000"]);
     let gw = Gateway::start(Options {
-        upstreams: vec![format!(
+        upstreams: vec![toml(&format!(
             "name = \"slow\"\nurl = \"{}\"\nread_timeout_ms = 300\n",
             slow.url()
-        )],
+        ))],
         ..Options::default()
     });
     let started = Instant::now();
@@ -515,10 +508,10 @@ fn a_slow_upstream_gets_504_at_the_configured_timeout() {
 
 #[test]
 fn no_healthy_upstream_means_503() {
-    let dead = format!("http://127.0.0.1:{}", gateway::free_port());
+    let dead = HeldPort::new();
     let gw = Gateway::start(Options {
-        upstreams: vec![upstream("only", &dead, "")],
-        tables: FAST_HEALTH.into(),
+        upstreams: vec![upstream("only", &dead.url(), "")],
+        tables: toml(FAST_HEALTH),
         ..Options::default()
     });
     gw.metric_when("mediagate_upstream_healthy{upstream=\"only\"}", |v| {
@@ -534,7 +527,7 @@ fn sigterm_stops_readiness_at_once_and_lets_in_flight_requests_finish() {
     let slow = Emulator::start(&["--response-delay-ms", "1000"]);
     let mut gw = Gateway::start(Options {
         upstreams: vec![upstream("slow", &slow.url(), "")],
-        server: "grace_period_seconds = 3".into(),
+        server: toml("grace_period_seconds = 3"),
         ..Options::default()
     });
     let addr = gw.addr;
@@ -599,7 +592,7 @@ fn reload(config: &std::path::Path) -> (Option<i32>, String) {
     let dir = config.parent().unwrap();
     let out = std::fs::File::create(dir.join("reload.out")).unwrap();
     let err = std::fs::File::create(dir.join("reload.err")).unwrap();
-    let status = std::process::Command::new(gateway::binary())
+    let status = std::process::Command::new(testkit::binary())
         .args(["reload", "-c"])
         .arg(config)
         .stdout(out)
@@ -624,7 +617,7 @@ fn a_reload_under_load_fails_no_request_and_a_bad_config_changes_nothing() {
     let mut gw = Gateway::start(Options {
         upstreams: vec![upstream("up", &up.url(), "")],
         // The old process drains connections it accepted before closing its listeners.
-        server: "grace_period_seconds = 2".into(),
+        server: toml("grace_period_seconds = 2"),
         ..Options::default()
     });
     let old_pid = gw.pid();
@@ -679,7 +672,9 @@ fn a_reload_under_load_fails_no_request_and_a_bad_config_changes_nothing() {
         w.join().unwrap();
     }
     // SAFETY: signalling the process the reload started (not our child).
-    unsafe { libc::kill(new_pid as i32, libc::SIGKILL) };
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &new_pid.to_string()])
+        .status();
     assert!(old_exit.is_some(), "the old process did not exit");
     assert_eq!(
         failed.load(Ordering::Relaxed),

@@ -2,15 +2,7 @@
 //! `https://` upstream verified against a custom CA (SNI and certificate checks by rustls).
 //! The certificates in `tests/fixtures/tls/` are test-only (CA key discarded, valid 100 years).
 
-#[path = "common/http.rs"]
-#[allow(dead_code)]
-mod http_client;
-
-#[path = "common/gateway.rs"]
-#[allow(dead_code)]
-mod gateway;
-
-use gateway::{sid_of, Gateway, Options};
+use testkit::{sid_of, toml, Gateway, Options};
 
 const SESSION_START: &[u8] = include_bytes!("fixtures/session-start.json");
 
@@ -20,11 +12,11 @@ fn fixture(name: &str) -> String {
 
 fn tls_gateway() -> Gateway {
     Gateway::start(Options {
-        server: format!(
+        server: toml(&format!(
             "tls_cert = \"{}\"\ntls_key = \"{}\"",
             fixture("server.pem"),
             fixture("server.key")
-        ),
+        )),
         ..Options::default()
     })
 }
@@ -33,11 +25,11 @@ fn tls_gateway() -> Gateway {
 fn an_https_upstream_verified_with_a_custom_ca() {
     let inner = tls_gateway();
     let outer = Gateway::start(Options {
-        upstreams: vec![format!(
+        upstreams: vec![toml(&format!(
             "name = \"tls\"\nurl = \"https://127.0.0.1:{}\"\nca_file = \"{}\"",
             inner.addr.port(),
             fixture("ca.pem")
-        )],
+        ))],
         ..Options::default()
     });
     let r = outer.post("/api/v1/sessions", SESSION_START);
@@ -55,10 +47,10 @@ fn an_upstream_certificate_that_does_not_verify_is_a_502() {
     let inner = tls_gateway();
     // No ca_file: the system roots do not know the test CA.
     let outer = Gateway::start(Options {
-        upstreams: vec![format!(
+        upstreams: vec![toml(&format!(
             "name = \"tls\"\nurl = \"https://127.0.0.1:{}\"",
             inner.addr.port()
-        )],
+        ))],
         ..Options::default()
     });
     let r = outer.post("/api/v1/sessions", SESSION_START);
@@ -74,14 +66,14 @@ fn an_upstream_certificate_that_does_not_verify_is_a_502() {
 
 #[test]
 fn tls_files_are_checked_by_check() {
-    let dir = gateway::scratch_dir("tls-check");
+    let dir = testkit::scratch_dir("tls-check");
     let path = dir.join("bad.toml");
     std::fs::write(
         &path,
         "[server]\ntls_cert = \"/nonexistent/cert.pem\"\ntls_key = \"/nonexistent/key.pem\"\n[[upstream]]\nurl = \"http://127.0.0.1:1\"\n",
     )
     .unwrap();
-    let out = std::process::Command::new(gateway::binary())
+    let out = std::process::Command::new(testkit::binary())
         .args(["check", "-c"])
         .arg(&path)
         .output()

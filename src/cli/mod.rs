@@ -1,6 +1,7 @@
-//! The `mediagate` command line: `run`, `check`, `validate`, `emulate`.
+//! The `mediagate` command line: `run`, `reload`, `check`, `validate`, `emulate`.
 //!
-//! mediagate owns its CLI: pingora's own flags are not exposed, and its `Opt` is built here.
+//! **May use:** everything. mediagate owns its CLI (clap): pingora's own flags are not exposed,
+//! and its `Opt` is built in [`run`].
 
 mod reload;
 mod run;
@@ -36,6 +37,11 @@ pub enum Command {
         /// this first, then send SIGQUIT to the old process.
         #[arg(long)]
         upgrade: bool,
+        /// Once every listener accepts, write their addresses here as JSON
+        /// (`{"gateway": "127.0.0.1:8080", "admin": ..., "emulator": ...}`): the ports the
+        /// kernel chose when the configuration says port 0.
+        #[arg(long)]
+        ready_file: Option<PathBuf>,
     },
     /// Apply a new configuration without dropping connections: check it, start a new process
     /// with --upgrade, then hand the sockets over from the running one (read from pid_file).
@@ -63,9 +69,12 @@ pub enum Command {
     },
     /// Run only the built-in emulator of the collection backend.
     Emulate {
-        /// Address to listen on.
+        /// Address to listen on (port 0: any free port, see --ready-file).
         #[arg(long, default_value = "127.0.0.1:8081")]
         listen: String,
+        /// Once listening, write `{"emulator": "ADDR"}` here.
+        #[arg(long)]
+        ready_file: Option<PathBuf>,
         /// Sessions with no event for this long answer 410.
         #[arg(long, default_value_t = 600)]
         idle_timeout_seconds: u64,
@@ -81,7 +90,11 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { config, upgrade } => run::run(&config, upgrade),
+        Command::Run {
+            config,
+            upgrade,
+            ready_file,
+        } => run::run(&config, upgrade, ready_file),
         Command::Check { config } => check(&config),
         Command::Reload { config } => reload::reload(&config),
         Command::Validate {
@@ -91,16 +104,28 @@ pub fn main() -> ExitCode {
         } => validate::validate(config.as_deref(), &endpoint, &file),
         Command::Emulate {
             listen,
+            ready_file,
             idle_timeout_seconds,
             response_delay_ms,
             location_prefix,
-        } => run::emulate(EmulatorSettings {
-            listen,
-            idle_timeout: Duration::from_secs(idle_timeout_seconds),
-            response_delay: Duration::from_millis(response_delay_ms),
-            location_prefix,
-            ..EmulatorSettings::default()
-        }),
+        } => {
+            let Ok(listen) = listen.parse() else {
+                eprintln!(
+                    "mediagate emulate: --listen {listen:?} is not an IP address with a port"
+                );
+                return ExitCode::from(2);
+            };
+            run::emulate(
+                EmulatorSettings {
+                    listen,
+                    idle_timeout: Duration::from_secs(idle_timeout_seconds),
+                    response_delay: Duration::from_millis(response_delay_ms),
+                    location_prefix,
+                    ..EmulatorSettings::default()
+                },
+                ready_file,
+            )
+        }
     }
 }
 

@@ -1,27 +1,39 @@
-//! `mediagate run` and `mediagate emulate`: build pingora's server from our configuration.
+//! `mediagate run` and `mediagate emulate`: pingora's server built from our configuration —
+//! the listeners (bound here, so that a taken address is said plainly before anything starts),
+//! the background services (health checks, readiness, log reopening) and, after the server
+//! stops, the logs flushed within a bound.
 
+use async_trait::async_trait;
 use pingora_core::listeners::tls::TlsSettings;
-use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::server::configuration::{Opt, ServerConf};
-use pingora_core::server::Server;
-use pingora_core::services::background::background_service;
-use pingora_core::services::listening::Service;
-use std::path::Path;
+use pingora_core::server::{RunArgs, Server, ShutdownWatch};
+use pingora_core::services::background::{background_service, BackgroundService};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::admin::{AdminApp, Readiness, ReadinessWatcher};
 use crate::config::{self, Config};
 use crate::emulator::{self, EmulatorSettings};
-use crate::gateway::access_log::{AccessLog, Flusher};
-use crate::gateway::health_check::HealthChecker;
-use crate::gateway::listener::PlainListener;
-use crate::gateway::pool::Pool;
-use crate::gateway::service::GatewayApp;
-use crate::gateway::Gateway;
-use crate::metrics::Metrics;
+use crate::observe::access_log::AccessLog;
+use crate::observe::admin::{AdminApp, Readiness, ReadinessWatcher};
+use crate::observe::diagnostics;
+use crate::observe::log_sink::{Destination, LogSink};
+use crate::observe::metrics::Metrics;
+use crate::observe::series::Series;
+use crate::pipeline::Gateway;
+use crate::server::bound::Bound;
+use crate::server::listener::{self, Listener};
+use crate::upstream::health_check::HealthChecker;
+use crate::upstream::Cluster;
 
-pub fn run(path: &Path, upgrade: bool) -> ExitCode {
+/// How long the logs may take to be written out at exit.
+const LOG_CLOSE: Duration = Duration::from_secs(2);
+/// Threads of the admin and emulator listeners.
+const SIDE_THREADS: usize = 1;
+
+pub fn run(path: &Path, upgrade: bool, ready_file: Option<PathBuf>) -> ExitCode {
     let config = match config::load(path) {
         Ok(c) => Arc::new(c),
         Err(e) => {
@@ -29,15 +41,6 @@ pub fn run(path: &Path, upgrade: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    init_logging(&config.log_level);
-    if !upgrade {
-        // pingora retries a busy address for a few seconds and then panics in its service
-        // threads; say it plainly and exit instead. (With --upgrade the old process holds them.)
-        if let Err(e) = addresses_free(&config) {
-            eprintln!("mediagate: {e}");
-            return ExitCode::FAILURE;
-        }
-    }
     let metrics = match Metrics::new() {
         Ok(m) => Arc::new(m),
         Err(e) => {
@@ -45,74 +48,150 @@ pub fn run(path: &Path, upgrade: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let pool = match Pool::new(&config) {
-        Ok(p) => Arc::new(p),
+    // With --upgrade the old process holds the addresses: the sockets are handed over later.
+    let sockets = if upgrade {
+        Sockets::default()
+    } else {
+        match Sockets::bind(&config) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("mediagate: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    let diagnostics = diagnostics::init(&config.log.level, metrics.diagnostics_dropped.clone());
+    let code = serve(config, metrics, sockets, upgrade, ready_file);
+    if let Some(sink) = diagnostics {
+        sink.close(LOG_CLOSE);
+    }
+    code
+}
+
+/// The listening sockets `run` binds before the server starts.
+#[derive(Default)]
+struct Sockets {
+    gateway: Option<std::net::TcpListener>,
+    admin: Option<std::net::TcpListener>,
+    emulator: Option<std::net::TcpListener>,
+}
+
+impl Sockets {
+    fn bind(config: &Config) -> Result<Sockets, String> {
+        let bind = |key: &str, addr: SocketAddr| {
+            listener::bind(addr).map_err(|e| format!("{key}: cannot listen on {addr}: {e}"))
+        };
+        Ok(Sockets {
+            gateway: Some(bind("[server] listen", config.server.listen)?),
+            admin: Some(bind("[admin] listen", config.admin_listen)?),
+            emulator: match &config.emulator {
+                Some(e) => Some(bind("[emulator] listen", e.listen)?),
+                None => None,
+            },
+        })
+    }
+}
+
+fn serve(
+    config: Arc<Config>,
+    metrics: Arc<Metrics>,
+    sockets: Sockets,
+    upgrade: bool,
+    ready_file: Option<PathBuf>,
+) -> ExitCode {
+    let cluster = match Cluster::new(&config, &metrics) {
+        Ok(c) => Arc::new(c),
         Err(e) => {
+            log::error!("{e}");
             eprintln!("mediagate: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let mut server = new_server(server_conf(&config), upgrade);
-
-    let access_log = config.access_log.then(AccessLog::new);
-    if let Some(log) = &access_log {
-        server.add_service(background_service("access log", Flusher(log.clone())));
-    }
-    let gateway = Gateway::new(config.clone(), metrics.clone(), pool.clone(), access_log);
-    let app = GatewayApp(Arc::new(gateway));
-    match &config.server.tls {
-        None => {
-            let listener = PlainListener::new("mediagate gateway", config.server.listen, app);
-            server.add_service(listener);
-        }
-        Some((cert, key)) => match tls_listener(&config, cert, key) {
-            Ok(l) => {
-                let mut service = Service::new("mediagate gateway".to_owned(), app);
-                service.add_listener(l);
-                server.add_service(service);
-            }
+    let tls = match &config.server.tls {
+        None => None,
+        Some((cert, key)) => match TlsSettings::intermediate(cert, key) {
+            Ok(settings) => Some(settings.build()),
             Err(e) => {
                 eprintln!("mediagate: [server] tls_cert/tls_key: {e}");
                 return ExitCode::FAILURE;
             }
         },
+    };
+    let access_sink = match access_log_sink(&config, &metrics) {
+        Ok(sink) => sink,
+        Err(e) => {
+            eprintln!("mediagate: [log] access_log_path: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut server = new_server(server_conf(&config), upgrade);
+    let listeners = 2 + usize::from(config.emulator.is_some());
+    let report = Bound::new(listeners, ready_file);
+
+    let series = Series::new(metrics.clone(), config.enrich.rule_set_names());
+    let access_log = access_sink.clone().map(AccessLog::new);
+    let gateway = Gateway::new(config.clone(), cluster.clone(), series, access_log);
+    let mut gateway = Listener::new(
+        "gateway",
+        config.server.listen,
+        sockets.gateway,
+        Arc::new(gateway),
+        report.clone(),
+    );
+    if let Some(acceptor) = tls {
+        gateway = gateway.with_tls(acceptor);
     }
+    server.add_service(gateway);
+
+    let readiness = Readiness::new_ready();
+    let admin = AdminApp {
+        metrics: metrics.clone(),
+        readiness: readiness.clone(),
+    };
+    let admin = Listener::new(
+        "admin",
+        config.admin_listen,
+        sockets.admin,
+        Arc::new(admin),
+        report.clone(),
+    );
+    server.add_service(admin.with_threads(SIDE_THREADS));
+    server.add_service(background_service("readiness", ReadinessWatcher(readiness)));
     server.add_service(background_service(
         "health checks",
         HealthChecker {
-            pool,
-            metrics: metrics.clone(),
+            cluster,
             settings: config.health.clone(),
         },
     ));
-
-    let readiness = Readiness::new_ready();
-    let mut admin = Service::new(
-        "mediagate admin".to_owned(),
-        AdminApp {
-            metrics,
-            readiness: readiness.clone(),
-        },
-    );
-    admin.add_tcp(&config.admin_listen.to_string());
-    server.add_service(admin);
-    server.add_service(background_service("readiness", ReadinessWatcher(readiness)));
-
+    if let Some(sink) = &access_sink {
+        server.add_service(background_service(
+            "log reopen",
+            ReopenOnSigusr1(sink.clone()),
+        ));
+    }
     if let Some(e) = &config.emulator {
-        server.add_service(emulator::service(EmulatorSettings {
-            listen: e.listen.to_string(),
+        let bound = sockets.emulator.as_ref().and_then(|s| s.local_addr().ok());
+        let app = emulator::new_app(&EmulatorSettings {
+            listen: e.listen,
             idle_timeout: e.idle_timeout,
-            location_prefix: e.location_prefix.clone(),
+            location_prefix: own_prefix(e.location_prefix.as_deref(), bound.unwrap_or(e.listen)),
             response_delay: e.response_delay,
             policies: config.validation.policies.clone(),
-        }));
+        });
+        let emulator = Listener::new(
+            "emulator",
+            e.listen,
+            sockets.emulator,
+            Arc::new(app),
+            report,
+        );
+        server.add_service(emulator.with_threads(SIDE_THREADS));
     }
     super::reload::write_pid_file(&config.server.pid_file);
     log::info!(
-        "mediagate {} listening on {} (admin {}), upstreams: {}",
+        "mediagate {} starting, upstreams: {}",
         env!("CARGO_PKG_VERSION"),
-        config.server.listen,
-        config.admin_listen,
         config
             .upstreams
             .iter()
@@ -120,18 +199,75 @@ pub fn run(path: &Path, upgrade: bool) -> ExitCode {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    server.run_forever()
+    server.run(RunArgs::default());
+    if let Some(sink) = access_sink {
+        sink.close(LOG_CLOSE);
+    }
+    ExitCode::SUCCESS
 }
 
-pub fn emulate(settings: EmulatorSettings) -> ExitCode {
-    if settings.listen.parse::<std::net::SocketAddr>().is_err() {
-        eprintln!(
-            "mediagate emulate: --listen {:?} is not an IP address with a port",
-            settings.listen
-        );
-        return ExitCode::from(2);
+fn access_log_sink(config: &Config, metrics: &Metrics) -> std::io::Result<Option<Arc<LogSink>>> {
+    let log = &config.log;
+    if !log.access_log {
+        return Ok(None);
     }
-    init_logging("info");
+    let destination = match &log.access_log_path {
+        Some(path) => Destination::File(path.clone()),
+        None => Destination::Stdout,
+    };
+    let sink = LogSink::start(
+        "access log",
+        destination,
+        log.access_log_buffer_bytes,
+        metrics.access_log_dropped.clone(),
+    )?;
+    Ok(Some(Arc::new(sink)))
+}
+
+/// Reopens the access log file on `SIGUSR1` (logrotate's `postrotate`).
+struct ReopenOnSigusr1(Arc<LogSink>);
+
+#[async_trait]
+impl BackgroundService for ReopenOnSigusr1 {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut usr1 = match signal(SignalKind::user_defined1()) {
+            Ok(s) => s,
+            Err(e) => {
+                log::error!("cannot watch SIGUSR1 (the access log will not be reopened): {e}");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                got = usr1.recv() => {
+                    if got.is_none() {
+                        return;
+                    }
+                    log::info!("SIGUSR1: reopening the access log");
+                    self.0.reopen();
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+pub fn emulate(settings: EmulatorSettings, ready_file: Option<PathBuf>) -> ExitCode {
+    let socket = match listener::bind(settings.listen) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "mediagate emulate: cannot listen on {}: {e}",
+                settings.listen
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let dropped = prometheus::IntCounter::new("diagnostics_dropped", "-");
+    let diagnostics = dropped
+        .ok()
+        .and_then(|counter| diagnostics::init("info", counter));
     let conf = ServerConf {
         threads: 2,
         grace_period_seconds: Some(1),
@@ -141,33 +277,31 @@ pub fn emulate(settings: EmulatorSettings) -> ExitCode {
         ..ServerConf::default()
     };
     let mut server = new_server(conf, false);
-    log::info!("mediagate emulator listening on {}", settings.listen);
-    server.add_service(emulator::service(settings));
-    server.run_forever()
+    let report = Bound::new(1, ready_file);
+    let bound = socket.local_addr().unwrap_or(settings.listen);
+    let settings = EmulatorSettings {
+        location_prefix: own_prefix(settings.location_prefix.as_deref(), bound),
+        ..settings
+    };
+    let app = Arc::new(emulator::new_app(&settings));
+    server.add_service(Listener::new(
+        "emulator",
+        settings.listen,
+        Some(socket),
+        app,
+        report,
+    ));
+    server.run(RunArgs::default());
+    if let Some(sink) = diagnostics {
+        sink.close(LOG_CLOSE);
+    }
+    ExitCode::SUCCESS
 }
 
-/// The players' TLS listener (a plain one is [`PlainListener`]). Unbuffered: the gateway's
-/// connection loop reads into its own buffer and writes each answer in one write.
-fn tls_listener(config: &Config, cert: &str, key: &str) -> pingora_error::Result<ListenerConfig> {
-    Ok(ListenerConfig::tcp(config.server.listen.to_string())
-        .l4_buffer(L4BufferSettings::unbuffered())
-        .tls(TlsSettings::intermediate(cert, key)?))
-}
-
-/// Checks that every address the file listens on can be bound now.
-fn addresses_free(config: &Config) -> Result<(), String> {
-    let mut listens = vec![
-        ("[server] listen", config.server.listen),
-        ("[admin] listen", config.admin_listen),
-    ];
-    if let Some(e) = &config.emulator {
-        listens.push(("[emulator] listen", e.listen));
-    }
-    for (key, addr) in listens {
-        std::net::TcpListener::bind(addr)
-            .map_err(|e| format!("{key}: cannot listen on {addr}: {e}"))?;
-    }
-    Ok(())
+/// The emulator's `location_prefix`, with `{listen}` standing for its own address (known only
+/// once it is bound, with port 0).
+fn own_prefix(prefix: Option<&str>, bound: SocketAddr) -> Option<String> {
+    prefix.map(|p| p.replace("{listen}", &bound.to_string()))
 }
 
 fn server_conf(config: &Config) -> ServerConf {
@@ -179,7 +313,6 @@ fn server_conf(config: &Config) -> ServerConf {
         graceful_shutdown_timeout_seconds: Some(s.graceful_shutdown_timeout_seconds),
         pid_file: s.pid_file.clone(),
         upgrade_sock: s.upgrade_sock.clone(),
-        upstream_keepalive_pool_size: 256,
         ..ServerConf::default()
     }
 }
@@ -195,11 +328,4 @@ fn new_server(conf: ServerConf, upgrade: bool) -> Server {
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
     server
-}
-
-fn init_logging(level: &str) {
-    let env = env_logger::Env::default().default_filter_or(level);
-    let _ = env_logger::Builder::from_env(env)
-        .format_timestamp_millis()
-        .try_init();
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config;
-use crate::mcapi::{self, Endpoint, Policies, Violation};
+use mcapi::{self, Endpoint, Policies, Violation};
 
 #[derive(Serialize)]
 struct Verdict<'a> {
@@ -27,7 +27,7 @@ pub fn validate(config_path: Option<&Path>, endpoint: &str, file: &str) -> ExitC
     let policies = match config_path {
         Some(p) => match config::load(p) {
             Ok(c) => c.validation.policies,
-            Err(e) => return usage(e),
+            Err(e) => return usage(e.to_string()),
         },
         None => Policies::default(),
     };

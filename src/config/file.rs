@@ -1,12 +1,15 @@
 //! The configuration file model: what `config/mediagate.toml` may contain, exactly as written.
 //!
 //! Every table rejects unknown keys so that a typo is an error naming the key, never a setting
-//! silently ignored. Defaults live here, next to the keys; `config/mediagate.toml` documents them.
+//! silently ignored. Defaults live here, next to the keys (those of the validation policies in
+//! `mcapi::Policies`, those of `[enrich]` in `enrich::file`); `docs/configuration.md` documents
+//! every key and `config/mediagate.toml` is the commented default file.
 
 use serde::Deserialize;
-use std::collections::BTreeMap;
 
-use crate::mcapi::{ErrorParams, UnknownParams};
+use mcapi::content_type::ContentTypePolicy;
+use mcapi::sid::SidFormat;
+use mcapi::{ErrorParams, Policies, UnknownParams};
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -22,7 +25,7 @@ pub struct File {
     #[serde(default)]
     pub validation: Validation,
     #[serde(default)]
-    pub enrich: Enrich,
+    pub enrich: enrich::file::Enrich,
     #[serde(default)]
     pub log: Log,
     pub emulator: Option<Emulator>,
@@ -116,9 +119,6 @@ mod defaults {
     pub fn weight() -> u32 {
         1
     }
-    pub fn request_id_header() -> String {
-        "x-request-id".into()
-    }
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
@@ -173,29 +173,13 @@ pub enum Mode {
     Off,
 }
 
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Strictness {
-    #[default]
-    Lenient,
-    Strict,
-}
-
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum SidFormat {
-    #[default]
-    Strict,
-    Lenient,
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Validation {
     pub mode: Mode,
     pub unknown_params: UnknownParams,
     pub sid_format: SidFormat,
-    pub content_type: Strictness,
+    pub content_type: ContentTypePolicy,
     pub states_update: bool,
     pub error_params: ErrorParams,
     pub ts_max_age_seconds: Option<u64>,
@@ -203,89 +187,30 @@ pub struct Validation {
 }
 
 impl Default for Validation {
+    /// The policies' defaults are `mcapi::Policies::default()`'s.
     fn default() -> Self {
+        let p = Policies::default();
         Validation {
             mode: Mode::Enforce,
-            unknown_params: UnknownParams::Reject,
-            sid_format: SidFormat::Strict,
-            content_type: Strictness::Lenient,
-            states_update: false,
-            error_params: ErrorParams::Warn,
-            ts_max_age_seconds: None,
-            ts_max_ahead_seconds: None,
+            unknown_params: p.unknown_params,
+            sid_format: SidFormat::default(),
+            content_type: ContentTypePolicy::default(),
+            states_update: p.states_update,
+            error_params: p.error_params,
+            ts_max_age_seconds: p.ts_max_age_ms.map(|ms| ms / 1000),
+            ts_max_ahead_seconds: p.ts_max_ahead_ms.map(|ms| ms / 1000),
         }
     }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Enrich {
-    pub x_forwarded_for: bool,
-    pub x_forwarded_proto: bool,
-    pub request_id_header: String,
-    pub trusted_proxies: Vec<String>,
-    pub session_params: SessionParams,
-    pub custom_metadata: BTreeMap<String, String>,
-    pub privacy: Privacy,
-    pub upstream_headers: BTreeMap<String, String>,
-    /// Rule sets for some sites, selected by request host and/or path prefix.
-    pub site: Vec<Site>,
-}
-
-impl Default for Enrich {
-    fn default() -> Self {
-        Enrich {
-            x_forwarded_for: true,
-            x_forwarded_proto: true,
-            request_id_header: defaults::request_id_header(),
-            trusted_proxies: Vec::new(),
-            session_params: SessionParams::default(),
-            custom_metadata: BTreeMap::new(),
-            privacy: Privacy::default(),
-            upstream_headers: BTreeMap::new(),
-            site: Vec::new(),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize, Default, Clone)]
-#[serde(deny_unknown_fields, default)]
-pub struct SessionParams {
-    pub if_absent: BTreeMap<String, toml::Value>,
-    pub always: BTreeMap<String, toml::Value>,
-}
-
-/// Identity params removed from, or hashed in, every `sessionStart`.
-#[derive(Debug, Deserialize, Default, Clone)]
-#[serde(deny_unknown_fields, default)]
-pub struct Privacy {
-    pub remove: Vec<String>,
-    pub hash: Vec<String>,
-    /// The HMAC-SHA256 key for `hash`, usually `${env:NAME}`.
-    pub hash_secret: Option<String>,
-}
-
-/// A site: the rules of `[enrich]`, amended for requests matching `host` and/or `path_prefix`.
-#[derive(Debug, Deserialize, Clone)]
-#[serde(deny_unknown_fields)]
-pub struct Site {
-    pub name: String,
-    pub host: Option<String>,
-    pub path_prefix: Option<String>,
-    #[serde(default)]
-    pub session_params: SessionParams,
-    #[serde(default)]
-    pub custom_metadata: BTreeMap<String, String>,
-    #[serde(default)]
-    pub privacy: Privacy,
-    #[serde(default)]
-    pub upstream_headers: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Log {
     pub access_log: bool,
+    /// Write the access log to this file (reopened on SIGUSR1) instead of standard output.
+    pub access_log_path: Option<String>,
+    /// Bytes of access log lines waiting for their reader, at most; more are dropped (counted).
+    pub access_log_buffer_bytes: u64,
     pub level: String,
 }
 
@@ -293,6 +218,8 @@ impl Default for Log {
     fn default() -> Self {
         Log {
             access_log: true,
+            access_log_path: None,
+            access_log_buffer_bytes: 4 * 1024 * 1024,
             level: "info".into(),
         }
     }

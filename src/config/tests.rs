@@ -5,7 +5,9 @@ fn parse_ok(text: &str) -> Config {
 }
 
 fn parse_err(text: &str) -> String {
-    parse(text, &|_| None).expect_err("configuration should be refused")
+    parse(text, &|_| None)
+        .expect_err("configuration should be refused")
+        .to_string()
 }
 
 const MINIMAL: &str = "[[upstream]]\nurl = \"http://127.0.0.1:8081\"\n";

@@ -3,13 +3,13 @@
 //! or a batch.
 //!
 //! The parsed [`Document`] of the check is used when present. When the check returned no
-//! document, the body is split here with the same borrowed JSON view ([`crate::mcapi::json`]), so
+//! document, the body is split here with the same borrowed JSON view ([`json`]), so
 //! the emulator never records a body it cannot read as an object or an array of objects.
 //!
-//! [`mcapi::check`]: crate::mcapi::check
+//! [`mcapi::check`]: mcapi::check
 
-use crate::mcapi::json::{self, Kind, Object};
-use crate::mcapi::{Checked, Document, EventType};
+use json::{self, Kind, Object};
+use mcapi::{Checked, Document, EventType};
 
 /// One event object of a body.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -127,7 +127,7 @@ mod tests {
         let body = br#"{"eventType":"ping"}"#;
         let text = std::str::from_utf8(body).unwrap();
         let raw: &serde_json::value::RawValue = serde_json::from_str(text).unwrap();
-        let event = crate::mcapi::Event {
+        let event = mcapi::Event {
             index: 0,
             object: Object::parse(raw).unwrap(),
             event_type: Some(EventType::Ping),

@@ -5,10 +5,10 @@
 //! /api/v1/sessions/<64-hex sid>` for a valid `sessionStart` (or a downloaded batch), `204` for a
 //! valid event on an open session, `404` for an unknown sid, `410` once `sessionEnd` closed it or
 //! it stayed idle past the idle timeout, `400` `{"message", "errors"}` for a body
-//! [`crate::mcapi::check`] rejects; the four CORS headers on every answer. Its own answers (not
+//! [`mcapi::check`] rejects; the four CORS headers on every answer. Its own answers (not
 //! the backend's): `405` + `Allow` for another method on a known path, `404` for unknown paths,
 //! `413` above [`MAX_BODY_BYTES`]; `GET /api/v1/schemas/{eventType}` answers the draft-04 JSON Schema
-//! generated from the rule table ([`crate::mcapi::schema::schema_for`]), 404 for unknown types.
+//! generated from the rule table ([`mcapi::schema::schema_for`]), 404 for unknown types.
 //!
 //! Inspection (for tests and users):
 //! - `GET /_emulator/sessions/{sid}`: `{"sid", "state": "open"|"closed"|"expired", "events":
@@ -24,8 +24,11 @@
 //! session (later ones accepted but only counted), 256 MiB of recorded bodies in all.
 //!
 //! Layout: [`engine`] (the behaviour, pure, clock injected), [`store`] (sessions and memory bounds),
-//! [`sid`], [`route`], [`reply`], [`body`], [`headers`], [`schema`]; [`app`] is the only pingora
-//! glue.
+//! [`sid`], [`route`], [`reply`], [`body`], [`headers`], [`schema`]; [`app`] is the only glue: an
+//! app of the gateway's own server (`server::App`), bound by `run` or `emulate`.
+//!
+//! **May use:** `mcapi` (routes, CORS, validation, schemas), `json`, `http1` (answer heads),
+//! `server` (the app interface). Nothing of the gateway's pipeline.
 
 pub mod app;
 pub mod body;
@@ -37,9 +40,7 @@ pub mod schema;
 pub mod sid;
 pub mod store;
 
-use crate::mcapi;
-use pingora_core::apps::http_app::HttpServer;
-use pingora_core::services::listening::Service;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use app::{EmulatorApp, MAX_BODY_BYTES};
@@ -49,8 +50,8 @@ pub use store::Limits;
 /// How the emulator is run.
 #[derive(Clone, Debug)]
 pub struct EmulatorSettings {
-    /// The address to listen on, e.g. `127.0.0.1:8081`.
-    pub listen: String,
+    /// The address to listen on, e.g. `127.0.0.1:8081` (port 0: any free port).
+    pub listen: SocketAddr,
     /// A session with no event for longer than this is expired (410).
     pub idle_timeout: Duration,
     /// When set, `Location` is `<prefix>/api/v1/sessions/<sid>` instead of the relative form
@@ -65,7 +66,7 @@ pub struct EmulatorSettings {
 impl Default for EmulatorSettings {
     fn default() -> Self {
         EmulatorSettings {
-            listen: "127.0.0.1:8081".to_owned(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
             idle_timeout: Duration::from_secs(600),
             location_prefix: None,
             response_delay: Duration::ZERO,
@@ -74,10 +75,7 @@ impl Default for EmulatorSettings {
     }
 }
 
-/// The pingora service [`service`] returns; `Server::add_service` accepts it.
-pub type EmulatorService = Service<HttpServer<EmulatorApp>>;
-
-/// The emulator as a pingora HTTP app (not yet bound to an address), with the default [`Limits`].
+/// The emulator as an app (not yet bound to an address), with the default [`Limits`].
 pub fn new_app(settings: &EmulatorSettings) -> EmulatorApp {
     let core = Emulator::new(EngineSettings {
         idle_timeout: settings.idle_timeout,
@@ -86,14 +84,4 @@ pub fn new_app(settings: &EmulatorSettings) -> EmulatorApp {
         limits: Limits::default(),
     });
     EmulatorApp::new(core, settings.response_delay)
-}
-
-/// A pingora listening service serving the emulator on `settings.listen` (plain HTTP/1.1).
-pub fn service(settings: EmulatorSettings) -> EmulatorService {
-    let mut service = Service::new(
-        "mediagate emulator".to_owned(),
-        HttpServer::new_app(new_app(&settings)),
-    );
-    service.add_tcp(&settings.listen);
-    service
 }

@@ -1,26 +1,22 @@
 //! The emulator's answers: status, headers and body, built the way the real backend answers
-//! (spec §1.5, §1.6), and their conversion into an `http::Response`. Pure.
+//! (§1.5, §1.6), and their bytes on the wire. Pure.
 //!
-//! Every reply carries the four CORS headers of the real backend. Every reply with a body
-//! carries a `Content-Length` (pingora would otherwise frame it close-delimited and drop
-//! keep-alive); 201 carries `Content-Length: 0` and `Content-Type: application/octet-stream`;
-//! 204 carries neither (RFC 9110 §8.6).
+//! Every reply carries the four CORS headers of the real backend (`mcapi::cors`). Every reply
+//! with a body carries a `Content-Length`; 201 carries `Content-Length: 0` and `Content-Type:
+//! application/octet-stream`; 204 carries neither (RFC 9110 §8.6).
 
-use crate::mcapi::Violation;
 use http::header::{self, HeaderName, HeaderValue};
-use http::{Response, StatusCode};
+use http::StatusCode;
+use http1::response::{BodyLength, ResponseHead};
+use http1::Version;
+use mcapi::Violation;
 use serde::Serialize;
 
 /// The `message` of a 400, as the backend's `ApiError` example words it (spec §1.6).
 pub const IMPROPER_FORMAT: &str = "Request had improper format.";
 
-/// The CORS headers the real backend sends on every answer (spec §1.5).
-pub const CORS: [(&str, &str); 4] = [
-    ("access-control-allow-origin", "*"),
-    ("access-control-allow-methods", "OPTIONS,POST,PUT"),
-    ("access-control-allow-headers", "Content-Type"),
-    ("access-control-expose-headers", "Location"),
-];
+/// The CORS headers the real backend sends on every answer (§1.5).
+pub use mcapi::cors::HEADERS as CORS;
 
 /// One answer of the emulator.
 #[derive(Clone, Debug, PartialEq)]
@@ -127,66 +123,71 @@ impl Reply {
             .map(|(_, v)| v)
     }
 
-    /// Converts into the response pingora's `ServeHttp` writes, adding `Content-Length`.
-    pub fn into_http(self) -> Response<Vec<u8>> {
-        let Reply {
-            status,
-            headers,
-            body,
-        } = self;
-        let has_length = !(status.is_informational()
-            || status == StatusCode::NO_CONTENT
-            || status == StatusCode::NOT_MODIFIED);
-        let mut response = Response::new(body);
-        *response.status_mut() = status;
-        let map = response.headers_mut();
-        for (name, value) in headers {
-            map.append(name, value);
+    /// The answer's bytes: head (with `Content-Length` when the status has a body) and, unless
+    /// the request was a HEAD, the body.
+    pub fn to_wire(&self, version: Version, keep_alive: bool, with_body: bool) -> Vec<u8> {
+        let has_length = !(self.status.is_informational()
+            || self.status == StatusCode::NO_CONTENT
+            || self.status == StatusCode::NOT_MODIFIED);
+        let mut head = ResponseHead::new(self.status.as_u16(), 512 + self.body.len());
+        for (name, value) in &self.headers {
+            head.header(name.as_str(), value.as_bytes());
         }
-        if has_length {
-            let len = response.body().len();
-            response
-                .headers_mut()
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        let length = if has_length {
+            BodyLength::Known(self.body.len() as u64)
+        } else {
+            BodyLength::NoBody
+        };
+        let mut out = head.finish(length, version, keep_alive);
+        if has_length && with_body {
+            out.extend_from_slice(&self.body);
         }
-        response
+        out
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http1::answer::AnswerHead;
 
-    fn cors_of(r: &Response<Vec<u8>>) -> Vec<(String, String)> {
+    fn wire(r: &Reply) -> (AnswerHead, Vec<u8>) {
+        let bytes = bytes::Bytes::from(r.to_wire(Version::Http11, true, true));
+        let (head, n) = http1::answer::parse(&bytes, false).unwrap().unwrap();
+        (head, bytes[n..].to_vec())
+    }
+
+    fn get<'a>(h: &'a AnswerHead, name: &str) -> Option<&'a str> {
+        h.get(name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    fn cors_of(h: &AnswerHead) -> Vec<(String, String)> {
         CORS.iter()
-            .filter_map(|(k, _)| {
-                r.headers()
-                    .get(*k)
-                    .and_then(|v| v.to_str().ok())
-                    .map(|v| (k.to_string(), v.to_string()))
-            })
+            .filter_map(|(k, _)| get(h, k).map(|v| (k.to_string(), v.to_string())))
             .collect()
     }
 
     #[test]
     fn created_matches_the_real_backend() {
-        let r = Reply::created(HeaderValue::from_static("/api/v1/sessions/x")).into_http();
-        assert_eq!(r.status(), 201);
-        assert_eq!(r.headers()["content-type"], "application/octet-stream");
-        assert_eq!(r.headers()["content-length"], "0");
-        assert_eq!(r.headers()["location"], "/api/v1/sessions/x");
-        assert_eq!(cors_of(&r).len(), 4);
-        assert!(r.body().is_empty());
+        let (h, body) = wire(&Reply::created(HeaderValue::from_static(
+            "/api/v1/sessions/x",
+        )));
+        assert_eq!(h.status, 201);
+        assert_eq!(get(&h, "content-type"), Some("application/octet-stream"));
+        assert_eq!(get(&h, "content-length"), Some("0"));
+        assert_eq!(get(&h, "location"), Some("/api/v1/sessions/x"));
+        assert_eq!(cors_of(&h).len(), 4);
+        assert!(body.is_empty());
     }
 
     #[test]
     fn no_content_has_no_length_and_no_type() {
-        let r = Reply::no_content().into_http();
-        assert_eq!(r.status(), 204);
-        assert!(r.headers().get("content-length").is_none());
-        assert!(r.headers().get("content-type").is_none());
+        let (h, _) = wire(&Reply::no_content());
+        assert_eq!(h.status, 204);
+        assert!(h.get("content-length").is_none());
+        assert!(h.get("content-type").is_none());
         assert_eq!(
-            cors_of(&r),
+            cors_of(&h),
             CORS.iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect::<Vec<_>>()
@@ -195,14 +196,14 @@ mod tests {
 
     #[test]
     fn errors_are_json_with_a_length() {
-        let r = Reply::invalid(std::iter::empty()).into_http();
-        assert_eq!(r.status(), 400);
-        assert_eq!(r.headers()["content-type"], "application/json");
+        let (h, body) = wire(&Reply::invalid(std::iter::empty()));
+        assert_eq!(h.status, 400);
+        assert_eq!(get(&h, "content-type"), Some("application/json"));
         assert_eq!(
-            r.headers()["content-length"],
-            r.body().len().to_string().as_str()
+            get(&h, "content-length"),
+            Some(body.len().to_string().as_str())
         );
-        let v: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(
             v,
             serde_json::json!({"message": IMPROPER_FORMAT, "errors": []})
@@ -211,9 +212,9 @@ mod tests {
 
     #[test]
     fn method_not_allowed_names_the_allowed_methods() {
-        let r = Reply::method_not_allowed("OPTIONS, POST").into_http();
-        assert_eq!(r.status(), 405);
-        assert_eq!(r.headers()["allow"], "OPTIONS, POST");
-        assert_eq!(cors_of(&r).len(), 4);
+        let (h, _) = wire(&Reply::method_not_allowed("OPTIONS, POST"));
+        assert_eq!(h.status, 405);
+        assert_eq!(get(&h, "allow"), Some("OPTIONS, POST"));
+        assert_eq!(cors_of(&h).len(), 4);
     }
 }

@@ -1,10 +1,12 @@
 //! Routing: maps a request's method and path to what the emulator does with it. Pure.
 //!
-//! API paths (`/api/...`) mirror the backend (spec §1.2); `/_emulator/...` holds the inspection
-//! endpoints. Paths match exactly (no trailing slash, no percent-decoding); the query string is
-//! not part of the path.
+//! API paths (`/api/...`) are read by the API's own path parser (`mcapi::route::parse_path`,
+//! the one the gateway uses); the methods and `Allow` values are the emulator's. `/_emulator/...`
+//! holds the inspection endpoints. Paths match exactly (no trailing slash, no
+//! percent-decoding); the query string is not part of the path.
 
 use http::Method;
+use mcapi::route::{parse_path, ApiPath};
 
 /// `Allow` of the three POST endpoints.
 pub const ALLOW_POST: &str = "OPTIONS, POST";
@@ -48,8 +50,8 @@ pub fn is_api_path(path: &str) -> bool {
 
 impl<'a> Route<'a> {
     pub fn parse(method: &Method, path: &'a str) -> Route<'a> {
-        if let Some(rest) = path.strip_prefix("/api/v1/") {
-            return api(method, rest);
+        if let Some(api_path) = parse_path(path) {
+            return api(method, api_path);
         }
         if let Some(rest) = path.strip_prefix("/_emulator/") {
             return inspection(method, rest);
@@ -62,21 +64,25 @@ fn segments(rest: &str) -> Vec<&str> {
     rest.split('/').collect()
 }
 
-fn api<'a>(method: &Method, rest: &'a str) -> Route<'a> {
+fn api<'a>(method: &Method, path: ApiPath<'a>) -> Route<'a> {
     let post = |route: Route<'a>| match *method {
         Method::POST => route,
         Method::OPTIONS => Route::Preflight,
         _ => Route::MethodNotAllowed(ALLOW_POST),
     };
-    match segments(rest).as_slice() {
-        ["sessions"] => post(Route::CreateSession),
-        ["sessions", sid, "events"] if !sid.is_empty() => post(Route::PostEvent(sid)),
-        ["downloaded"] => post(Route::Download),
-        ["schemas", event_type] if !event_type.is_empty() => match *method {
-            Method::GET => Route::Schema(event_type),
-            Method::OPTIONS => Route::Preflight,
-            _ => Route::MethodNotAllowed(ALLOW_SCHEMA),
-        },
+    match path {
+        ApiPath::Sessions => post(Route::CreateSession),
+        ApiPath::Events { sid } if !sid.is_empty() && !sid.contains('/') => {
+            post(Route::PostEvent(sid))
+        }
+        ApiPath::Downloaded => post(Route::Download),
+        ApiPath::Schema { event_type } if !event_type.is_empty() && !event_type.contains('/') => {
+            match *method {
+                Method::GET => Route::Schema(event_type),
+                Method::OPTIONS => Route::Preflight,
+                _ => Route::MethodNotAllowed(ALLOW_SCHEMA),
+            }
+        }
         _ => Route::NotFound,
     }
 }

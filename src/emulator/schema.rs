@@ -1,7 +1,7 @@
 //! `GET /api/v1/schemas/{eventType}`: the JSON Schema (draft-04) of one event type, generated
-//! from the validator's rule table ([`crate::mcapi::schema`]) under the emulator's policies.
+//! from the validator's rule table ([`mcapi::schema`]) under the emulator's policies.
 
-use crate::mcapi::{self, rules, EventType, Policies};
+use mcapi::{self, rules, EventType, Policies};
 
 /// The schema of `event_type` as JSON text, or `None` when the type is unknown (or is
 /// `statesUpdate` while the policies switch it off).

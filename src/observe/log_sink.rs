@@ -1,0 +1,314 @@
+//! A log destination that never makes its writers wait: lines are appended to a bounded
+//! in-memory buffer under a short lock, and a thread of its own writes them out — standard
+//! output, standard error or a file — every 100 ms, or at once when 64 KiB have gathered. When
+//! the destination stalls (a full pipe nobody reads, a slow `docker logs`, a stuck journald),
+//! only that thread blocks: the buffer fills to its bound, and further lines are dropped and
+//! counted, never waited for. A file destination is reopened on request (`SIGUSR1`, after
+//! logrotate moved it).
+//!
+//! At a graceful exit `run` closes the sink: what is pending is written, within a bound, so a
+//! stalled reader cannot keep the process from exiting either.
+
+use prometheus::IntCounter;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Written out at once when this much has gathered.
+const FLUSH_AT: usize = 64 * 1024;
+/// Otherwise written out this often.
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
+/// Where the lines go.
+#[derive(Clone, Debug)]
+pub enum Destination {
+    Stdout,
+    Stderr,
+    /// Appended to; reopened on [`LogSink::reopen`].
+    File(PathBuf),
+}
+
+pub struct LogSink {
+    shared: Arc<Shared>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+    /// The written-out signal `close` waits on.
+    drained: Condvar,
+    capacity: usize,
+    dropped: IntCounter,
+}
+
+#[derive(Default)]
+struct State {
+    pending: Vec<u8>,
+    /// Lines in `pending` (for counting drops when a write fails).
+    lines: u64,
+    /// The writer holds a block it has not finished writing.
+    writing: bool,
+    reopen: bool,
+    stop: bool,
+}
+
+impl LogSink {
+    /// Starts the writer thread. `capacity` bounds the bytes waiting to be written; `dropped`
+    /// counts the lines that did not fit (or could not be written). Fails when a file
+    /// destination cannot be opened.
+    pub fn start(
+        name: &str,
+        destination: Destination,
+        capacity: usize,
+        dropped: IntCounter,
+    ) -> io::Result<LogSink> {
+        let mut out = Output::open(destination)?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            wake: Condvar::new(),
+            drained: Condvar::new(),
+            capacity,
+            dropped,
+        });
+        let thread_shared = shared.clone();
+        let writer = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || thread_shared.run(&mut out))?;
+        Ok(LogSink {
+            shared,
+            writer: Mutex::new(Some(writer)),
+        })
+    }
+
+    /// Appends one line written by `write` (a newline is added). Returns `false` when the
+    /// buffer was full and the line was dropped (and counted).
+    pub fn line(&self, write: impl FnOnce(&mut Vec<u8>)) -> bool {
+        let mut state = self.shared.lock();
+        if state.pending.len() >= self.shared.capacity || state.stop {
+            drop(state);
+            self.shared.dropped.inc();
+            return false;
+        }
+        let before = state.pending.len();
+        write(&mut state.pending);
+        state.pending.push(b'\n');
+        state.lines += 1;
+        let crossed = before < FLUSH_AT && state.pending.len() >= FLUSH_AT;
+        drop(state);
+        if crossed {
+            self.shared.wake.notify_one();
+        }
+        true
+    }
+
+    /// Asks the writer to reopen a file destination (after logrotate moved it).
+    pub fn reopen(&self) {
+        self.shared.lock().reopen = true;
+        self.shared.wake.notify_one();
+    }
+
+    /// Writes out what is pending and stops the writer, waiting at most `limit` for it.
+    pub fn close(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        {
+            let mut state = self.shared.lock();
+            state.stop = true;
+            self.shared.wake.notify_one();
+            while !state.pending.is_empty() || state.writing {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    // The destination is stalled: leave the writer blocked, and exit anyway.
+                    return;
+                }
+                state = match self.shared.drained.wait_timeout(state, left) {
+                    Ok((s, _)) => s,
+                    Err(p) => p.into_inner().0,
+                };
+            }
+        }
+        let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The writer thread.
+    fn run(&self, out: &mut Output) {
+        let mut block = Vec::with_capacity(FLUSH_AT);
+        loop {
+            let (lines, reopen, stop) = {
+                let mut state = self.lock();
+                state.writing = false;
+                self.drained.notify_all();
+                if state.pending.len() < FLUSH_AT && !state.reopen && !state.stop {
+                    state = match self.wake.wait_timeout(state, FLUSH_EVERY) {
+                        Ok((s, _)) => s,
+                        Err(p) => p.into_inner().0,
+                    };
+                }
+                std::mem::swap(&mut block, &mut state.pending);
+                let lines = std::mem::take(&mut state.lines);
+                state.writing = !block.is_empty();
+                let reopen = std::mem::take(&mut state.reopen);
+                (lines, reopen, state.stop)
+            };
+            if reopen {
+                out.reopen();
+            }
+            if !block.is_empty() {
+                if out.write(&block).is_err() {
+                    // Nowhere to write (a closed stdout, a full disk): the lines are lost.
+                    self.dropped.inc_by(lines);
+                }
+                block.clear();
+                if block.capacity() > 4 * FLUSH_AT {
+                    block = Vec::with_capacity(FLUSH_AT);
+                }
+            }
+            if stop && lines == 0 {
+                let mut state = self.lock();
+                if state.pending.is_empty() {
+                    state.writing = false;
+                    self.drained.notify_all();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The open destination (only the writer thread touches it).
+struct Output {
+    destination: Destination,
+    file: Option<File>,
+}
+
+impl Output {
+    fn open(destination: Destination) -> io::Result<Output> {
+        let file = match &destination {
+            Destination::File(path) => Some(append(path)?),
+            _ => None,
+        };
+        Ok(Output { destination, file })
+    }
+
+    fn reopen(&mut self) {
+        if let Destination::File(path) = &self.destination {
+            match append(path) {
+                Ok(f) => self.file = Some(f),
+                Err(e) => log::error!("cannot reopen {}: {e}", path.display()),
+            }
+        }
+    }
+
+    fn write(&mut self, block: &[u8]) -> io::Result<()> {
+        match (&self.destination, &mut self.file) {
+            (Destination::Stdout, _) => {
+                let mut out = io::stdout().lock();
+                out.write_all(block)?;
+                out.flush()
+            }
+            (Destination::Stderr, _) => io::stderr().lock().write_all(block),
+            (Destination::File(_), Some(file)) => file.write_all(block),
+            (Destination::File(_), None) => Err(io::Error::other("no file open")),
+        }
+    }
+}
+
+fn append(path: &std::path::Path) -> io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// A `Write` into a sink, one call one record (for the diagnostic logger): a record that does
+/// not fit is dropped whole, and the caller is never told to retry.
+pub struct SinkWriter(pub Arc<LogSink>);
+
+impl Write for SinkWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let text = buf.strip_suffix(b"\n").unwrap_or(buf);
+        self.0.line(|out| out.extend_from_slice(text));
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counter() -> IntCounter {
+        IntCounter::new("t", "t").unwrap()
+    }
+
+    #[test]
+    fn lines_reach_the_file_and_a_full_buffer_drops_and_counts() {
+        let dir = std::env::temp_dir().join(format!("log-sink-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("access.log");
+        let dropped = counter();
+        let sink = LogSink::start(
+            "t",
+            Destination::File(path.clone()),
+            1 << 20,
+            dropped.clone(),
+        )
+        .unwrap();
+        for i in 0..1000 {
+            assert!(sink.line(|out| out.extend_from_slice(format!("line {i}").as_bytes())));
+        }
+        // Rotated away: the next lines go to a new file once reopened.
+        let moved = dir.join("access.log.1");
+        sink.close(Duration::from_secs(5));
+        std::fs::rename(&path, &moved).unwrap();
+        let text = std::fs::read_to_string(&moved).unwrap();
+        assert_eq!(text.lines().count(), 1000);
+        assert_eq!(text.lines().last(), Some("line 999"));
+        assert_eq!(dropped.get(), 0);
+
+        // A closed sink (like a full one) drops and counts.
+        assert!(!sink.line(|out| out.push(b'x')));
+        assert_eq!(dropped.get(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn reopen_follows_a_rotation() {
+        let dir = std::env::temp_dir().join(format!("log-sink-r-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("a.log");
+        let sink =
+            LogSink::start("t", Destination::File(path.clone()), 1 << 20, counter()).unwrap();
+        sink.line(|o| o.extend_from_slice(b"before"));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .is_empty()
+        {
+            assert!(Instant::now() < deadline, "the first line was not written");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::fs::rename(&path, dir.join("a.log.1")).unwrap();
+        sink.reopen();
+        sink.line(|o| o.extend_from_slice(b"after"));
+        sink.close(Duration::from_secs(5));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "after\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("a.log.1")).unwrap(),
+            "before\n"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

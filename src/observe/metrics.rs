@@ -1,0 +1,249 @@
+//! The Prometheus registry and every series mediagate exports (`docs/metrics.md` lists them).
+//!
+//! Label values are always bounded: routes by template, event types from the API's list plus
+//! `other`, content types from the API's list (§4.2) plus `other`, rules from the rule table,
+//! upstreams by configured name. Names follow Prometheus conventions (base units, `_total`,
+//! `_seconds`, `_bytes`); `mediagate_requests_total`, `mediagate_request_duration_seconds`,
+//! `mediagate_validation_failures_total` and `mediagate_upstream_healthy` are fixed because
+//! dashboards depend on them.
+
+use prometheus::{
+    exponential_buckets, Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use mcapi::{EventType, CONTENT_TYPES};
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub request_body_bytes: HistogramVec,
+    pub validation_failures: IntCounterVec,
+    pub validation_warnings: IntCounterVec,
+    pub violations_by_event: IntCounterVec,
+    pub events: IntCounterVec,
+    pub sessions_started: IntCounterVec,
+    pub upstream_duration: HistogramVec,
+    pub upstream_errors: IntCounterVec,
+    pub upstream_healthy: IntGaugeVec,
+    pub location_rewrites: IntCounterVec,
+    pub body_rewrites: IntCounterVec,
+    pub enrichments: IntCounterVec,
+    pub inflight: IntGauge,
+    pub access_log_dropped: IntCounter,
+    pub diagnostics_dropped: IntCounter,
+    pub build_info: IntGaugeVec,
+    pub start_time: Gauge,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new();
+        let latency = vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ];
+        let counter =
+            |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
+                let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+                registry.register(Box::new(c.clone()))?;
+                Ok(c)
+            };
+        let histogram = |name: &str,
+                         help: &str,
+                         labels: &[&str],
+                         buckets: Vec<f64>|
+         -> Result<HistogramVec, prometheus::Error> {
+            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)?;
+            registry.register(Box::new(h.clone()))?;
+            Ok(h)
+        };
+        let requests = counter(
+            "mediagate_requests_total",
+            "Requests answered, by route template and HTTP status.",
+            &["route", "status"],
+        )?;
+        let request_duration = histogram(
+            "mediagate_request_duration_seconds",
+            "Time from the request header to the end of the answer, by route template.",
+            &["route"],
+            latency.clone(),
+        )?;
+        let request_body_bytes = histogram(
+            "mediagate_request_body_bytes",
+            "Size of request bodies as received, by route template.",
+            &["route"],
+            exponential_buckets(64.0, 4.0, 9)?,
+        )?;
+        let validation_failures = counter(
+            "mediagate_validation_failures_total",
+            "Validation errors found in request bodies (counted in every mode but off), by route and rule.",
+            &["route", "rule"],
+        )?;
+        let validation_warnings = counter(
+            "mediagate_validation_warnings_total",
+            "Tolerated deviations forwarded with a warning, by route and rule.",
+            &["route", "rule"],
+        )?;
+        let violations_by_event = counter(
+            "mediagate_validation_violations_by_event_total",
+            "Validation errors and warnings by event type and rule.",
+            &["event_type", "rule", "severity"],
+        )?;
+        let events = counter(
+            "mediagate_events_total",
+            "Events forwarded upstream, by event type (the API's types plus other).",
+            &["event_type"],
+        )?;
+        let sessions_started = counter(
+            "mediagate_sessions_started_total",
+            "sessionStart events forwarded, by lower-cased media.contentType (spec list plus other).",
+            &["content_type"],
+        )?;
+        let upstream_duration = histogram(
+            "mediagate_upstream_duration_seconds",
+            "Time from sending the request upstream to the end of the upstream's answer.",
+            &["upstream"],
+            latency,
+        )?;
+        let upstream_errors = counter(
+            "mediagate_upstream_errors_total",
+            "Failed upstream exchanges, by upstream and kind (connect, timeout, reset, protocol, tls).",
+            &["upstream", "kind"],
+        )?;
+        let upstream_healthy = IntGaugeVec::new(
+            Opts::new(
+                "mediagate_upstream_healthy",
+                "1 when the upstream is considered healthy, else 0.",
+            ),
+            &["upstream"],
+        )?;
+        registry.register(Box::new(upstream_healthy.clone()))?;
+        let location_rewrites = counter(
+            "mediagate_location_rewrites_total",
+            "Location headers seen on upstream answers, by outcome (kept, rewritten, foreign).",
+            &["outcome"],
+        )?;
+        let body_rewrites = counter(
+            "mediagate_body_enrichments_total",
+            "Request bodies changed by enrichment before forwarding, by route.",
+            &["route"],
+        )?;
+        let enrichments = counter(
+            "mediagate_enrichments_total",
+            "Enrichment actions applied to bodies, by rule set (site or default) and action (param_set, param_removed, param_hashed, custom_metadata_set).",
+            &["site", "action"],
+        )?;
+        let inflight = IntGauge::new("mediagate_inflight_requests", "Requests being processed.")?;
+        registry.register(Box::new(inflight.clone()))?;
+        let access_log_dropped = IntCounter::new(
+            "mediagate_access_log_dropped_total",
+            "Access log lines dropped because the log's reader did not keep up (its buffer was full).",
+        )?;
+        registry.register(Box::new(access_log_dropped.clone()))?;
+        let diagnostics_dropped = IntCounter::new(
+            "mediagate_diagnostic_log_dropped_total",
+            "Diagnostic log lines (stderr) dropped because their reader did not keep up.",
+        )?;
+        registry.register(Box::new(diagnostics_dropped.clone()))?;
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "mediagate_build_info",
+                "Always 1; labels carry the build's version.",
+            ),
+            &["version"],
+        )?;
+        registry.register(Box::new(build_info.clone()))?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        let start_time = Gauge::new(
+            "mediagate_start_time_seconds",
+            "Unix time at which this process started.",
+        )?;
+        registry.register(Box::new(start_time.clone()))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        start_time.set(now);
+
+        let metrics = Metrics {
+            registry,
+            requests,
+            request_duration,
+            request_body_bytes,
+            validation_failures,
+            validation_warnings,
+            violations_by_event,
+            events,
+            sessions_started,
+            upstream_duration,
+            upstream_errors,
+            upstream_healthy,
+            location_rewrites,
+            body_rewrites,
+            enrichments,
+            inflight,
+            access_log_dropped,
+            diagnostics_dropped,
+            build_info,
+            start_time,
+        };
+        metrics.touch_bounded_series();
+        Ok(metrics)
+    }
+
+    /// Creates the bounded series at zero so that dashboards and `rate()` see them from the start.
+    fn touch_bounded_series(&self) {
+        for t in EventType::ALL {
+            self.events.with_label_values(&[t.as_str()]);
+        }
+        self.events
+            .with_label_values(&[mcapi::event_type_label(None)]);
+        for c in CONTENT_TYPES.iter().chain(&["other"]) {
+            self.sessions_started.with_label_values(&[c]);
+        }
+        for o in location::Outcome::ALL {
+            self.location_rewrites.with_label_values(&[o.as_str()]);
+        }
+    }
+
+    /// The text exposition of every series.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 * 1024);
+        // Encoding into a Vec only fails on invalid metric families, which we never build.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fixed_names_are_exported() {
+        let m = Metrics::new().unwrap();
+        m.requests
+            .with_label_values(&["/api/v1/sessions", "201"])
+            .inc();
+        m.request_duration
+            .with_label_values(&["/api/v1/sessions"])
+            .observe(0.001);
+        m.validation_failures
+            .with_label_values(&["/api/v1/sessions", "type"])
+            .inc();
+        m.upstream_healthy.with_label_values(&["local"]).set(1);
+        let text = String::from_utf8(m.render()).unwrap();
+        for name in [
+            "mediagate_requests_total{route=\"/api/v1/sessions\",status=\"201\"} 1",
+            "mediagate_request_duration_seconds_bucket{route=\"/api/v1/sessions\"",
+            "mediagate_validation_failures_total{route=\"/api/v1/sessions\",rule=\"type\"} 1",
+            "mediagate_upstream_healthy{upstream=\"local\"} 1",
+            "mediagate_events_total{event_type=\"ping\"} 0",
+            "mediagate_build_info{version=",
+        ] {
+            assert!(text.contains(name), "missing {name}");
+        }
+    }
+}

@@ -1,0 +1,414 @@
+//! One request through the gateway, top to bottom in [`Gateway::handle`]:
+//!
+//! 1. route and method (`mcapi::route`: 404, 405, preflight);
+//! 2. for an events call, its session's owner ([`prepare::owner_path`], 404 when none);
+//! 3. the content type (415) and the body (413, 408, 400 — `server::exchange`);
+//! 4. validation and enrichment ([`prepare::check`], pure): refuse (400) or forward;
+//! 5. the upstream exchange (`upstream::Cluster::forward`, with the retry rule);
+//! 6. the answer relayed to the player ([`relay`]: CORS, `Location`);
+//! 7. the record: metrics and the access log ([`record`]).
+//!
+//! **May use:** `config`, `mcapi`, `enrich`, `location`, `server` (the exchange it is handed),
+//! `upstream` (through [`Cluster`] and [`UpstreamId`] only), `observe`. The steps that decide
+//! something are pure functions in [`prepare`], [`headers`] and the crates; this module only
+//! strings them together with the I/O.
+
+pub mod context;
+pub mod headers;
+pub mod prepare;
+pub mod record;
+mod relay;
+
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{Config, Mode};
+use crate::observe::access_log::AccessLog;
+use crate::observe::series::Series;
+use crate::server::answers::ErrorReply;
+use crate::server::connection::write_error;
+use crate::server::{App, BodyFailure, ConnSettings, Exchange};
+use crate::upstream::{self, Cluster, Target};
+use context::{RequestCtx, RequestIds};
+use mcapi::route::{self, Action};
+use mcapi::sid::OwnerError;
+use mcapi::Endpoint;
+use prepare::Decision;
+use record::Record;
+
+type Result = std::io::Result<()>;
+
+/// The gateway: the players' listener's app.
+pub struct Gateway {
+    config: Arc<Config>,
+    cluster: Arc<Cluster>,
+    series: Series,
+    access_log: Option<AccessLog>,
+    request_ids: RequestIds,
+    /// Whether the listener speaks TLS (for `X-Forwarded-Proto`).
+    tls: bool,
+}
+
+impl Gateway {
+    pub fn new(
+        config: Arc<Config>,
+        cluster: Arc<Cluster>,
+        series: Series,
+        access_log: Option<AccessLog>,
+    ) -> Gateway {
+        Gateway {
+            tls: config.server.tls.is_some(),
+            config,
+            cluster,
+            series,
+            access_log,
+            request_ids: RequestIds::new(),
+        }
+    }
+
+    /// Routes the request and writes the whole answer.
+    async fn handle(&self, ex: &mut Exchange<'_>, ctx: &mut RequestCtx) -> Result {
+        let (route, action) = route::dispatch(&ex.head.method, ex.head.uri.path());
+        ctx.route = route;
+        match action {
+            Action::NotFound => self.error(ex, ctx, 404, "no such route").await,
+            Action::MalformedSid => self.error(ex, ctx, 404, "malformed session id").await,
+            Action::MethodNotAllowed => {
+                let reply = ErrorReply {
+                    headers: &[("allow", route.allow())],
+                    ..ErrorReply::plain(405, "method not allowed")
+                };
+                self.send_error(ex, ctx, &reply).await
+            }
+            Action::Preflight => {
+                ctx.status = Some(204);
+                let answer =
+                    crate::server::answers::preflight_answer(ex.version(), ex.keep_alive());
+                ex.send(&answer).await
+            }
+            Action::ForwardBodiless => self.forward(ex, ctx, Target::Balanced, None).await,
+            Action::ForwardBody(endpoint) => self.forward_body(ex, ctx, endpoint).await,
+        }
+    }
+
+    /// Steps 2 to 6 for a POST with a body.
+    async fn forward_body(
+        &self,
+        ex: &mut Exchange<'_>,
+        ctx: &mut RequestCtx,
+        endpoint: Endpoint,
+    ) -> Result {
+        let cfg = &self.config;
+        let target = match endpoint {
+            Endpoint::Events => match self.owner(ex) {
+                Ok(target) => target,
+                Err(message) => return self.error(ex, ctx, 404, message).await,
+            },
+            _ => Target::Balanced,
+        };
+        if !mcapi::content_type::accepted(ex.header("content-type"), cfg.validation.content_type) {
+            let message = "unsupported content type: send application/json";
+            return self.error(ex, ctx, 415, message).await;
+        }
+        let Some(body) = self.read_body(ex, ctx).await? else {
+            return Ok(());
+        };
+        ctx.body_bytes = body.len();
+        let rules = self.rule_set(ex);
+        let mut prepared = {
+            let ectx = self.enrich_context(ctx, ex);
+            prepare::check(
+                endpoint,
+                body,
+                cfg.validation.mode,
+                &cfg.validation.policies,
+                rules,
+                &ectx,
+            )
+        };
+        self.series.violations(ctx.route, &prepared.violations);
+        ctx.violations = prepared.errors().count();
+        match &mut prepared.decision {
+            Decision::Refuse => {
+                let errors: Vec<&mcapi::Violation> = prepared.errors().collect();
+                let reply = ErrorReply {
+                    errors: &errors,
+                    ..ErrorReply::plain(400, "invalid request body")
+                };
+                self.send_error(ex, ctx, &reply).await
+            }
+            Decision::Forward(body) => {
+                let body = std::mem::take(body);
+                if cfg.validation.mode == Mode::Report && ctx.violations > 0 {
+                    log::warn!(
+                        "request {}: forwarding an invalid {} body (report mode): {}",
+                        ctx.request_id,
+                        endpoint.as_str(),
+                        prepared
+                            .errors()
+                            .map(|v| format!("{} {}", v.path, v.rule.as_str()))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
+                for (event_type, content_type) in &prepared.events {
+                    self.series.event(*event_type, *content_type);
+                }
+                if let Some(applied) = &prepared.applied {
+                    self.series
+                        .enrichment(ctx.route, &rules.name, applied, prepared.rewritten);
+                }
+                self.forward(ex, ctx, target, Some(body)).await
+            }
+        }
+    }
+
+    /// Where an events call goes: its session's owner, with the upstream's own sid in the path.
+    fn owner(&self, ex: &Exchange<'_>) -> std::result::Result<Target, &'static str> {
+        let uri = &ex.head.uri;
+        let outward = route::sid_of(uri.path()).ok_or("no such route")?;
+        match self
+            .cluster
+            .owner(outward, self.config.validation.sid_format)
+        {
+            Ok((id, sid)) => Ok(Target::Owner {
+                id,
+                path: prepare::owner_path(sid, uri.query()),
+            }),
+            Err(OwnerError::Malformed) => Err("malformed session id"),
+            Err(OwnerError::UnknownToken) => Err("unknown session"),
+        }
+    }
+
+    /// Reads the whole request body, answering 413 above the limit and 400/408 when it cannot be
+    /// read. `None` means an answer was written.
+    async fn read_body(
+        &self,
+        ex: &mut Exchange<'_>,
+        ctx: &mut RequestCtx,
+    ) -> std::io::Result<Option<Bytes>> {
+        let max = self.config.server.max_body_bytes;
+        let failure = match ex.read_body(max).await {
+            Ok(body) => return Ok(Some(body)),
+            Err(failure) => failure,
+        };
+        // The rest of the stream is not a request boundary any more: close after the answer.
+        ex.close_after();
+        match failure {
+            BodyFailure::TooLarge => {
+                let message = format!("request body larger than {max} bytes");
+                self.error(ex, ctx, 413, &message).await?
+            }
+            BodyFailure::Timeout => {
+                self.error(ex, ctx, 408, "timed out reading the request body")
+                    .await?
+            }
+            BodyFailure::Malformed(why) => {
+                log::debug!("request {}: reading the body failed: {why}", ctx.request_id);
+                self.error(ex, ctx, 400, "the request body could not be read")
+                    .await?
+            }
+        }
+        Ok(None)
+    }
+
+    /// Step 5 and 6: sends the request upstream and relays the answer, or answers 502/503/504.
+    async fn forward(
+        &self,
+        ex: &mut Exchange<'_>,
+        ctx: &mut RequestCtx,
+        target: Target,
+        body: Option<Bytes>,
+    ) -> Result {
+        let rules = self.rule_set(ex);
+        let set = {
+            let ectx = self.enrich_context(ctx, ex);
+            self.config
+                .enrich
+                .upstream_headers(rules, &ectx, ex.peer(), self.tls)
+        };
+        let head = &ex.head;
+        let payload = body.as_deref().unwrap_or_default();
+        let wire = |path: &str, authority: &str| {
+            let mut wire = headers::request_head(
+                head.method.as_str(),
+                path,
+                authority,
+                &head.headers,
+                &set,
+                body.as_ref().map(Bytes::len),
+            );
+            wire.extend_from_slice(payload);
+            wire
+        };
+        let request = upstream::Request {
+            request_id: &ctx.request_id,
+            method: &head.method,
+            target: &target,
+            path: head.uri.path_and_query().map_or("/", |p| p.as_str()),
+            wire: &wire,
+        };
+        match self.cluster.forward(&request).await {
+            Ok(exchanged) => self.relay(ex, ctx, exchanged).await,
+            Err(exhausted) => {
+                let (status, message) = match exhausted.last {
+                    Some((id, kind)) => {
+                        ctx.upstream = Some(id);
+                        ctx.failure = Some(kind);
+                        match kind.status() {
+                            504 => (504, "the upstream did not answer in time"),
+                            _ => (502, "the upstream could not be reached"),
+                        }
+                    }
+                    None => (503, "no healthy upstream"),
+                };
+                self.error(ex, ctx, status, message).await
+            }
+        }
+    }
+
+    async fn error(
+        &self,
+        ex: &mut Exchange<'_>,
+        ctx: &mut RequestCtx,
+        status: u16,
+        message: &str,
+    ) -> Result {
+        self.send_error(ex, ctx, &ErrorReply::plain(status, message))
+            .await
+    }
+
+    /// Records the status of a gateway-made error answer and writes it.
+    async fn send_error(
+        &self,
+        ex: &mut Exchange<'_>,
+        ctx: &mut RequestCtx,
+        reply: &ErrorReply<'_>,
+    ) -> Result {
+        ctx.status = Some(reply.status);
+        write_error(ex, reply).await
+    }
+
+    fn enrich_context<'a>(&self, ctx: &'a RequestCtx, ex: &'a Exchange<'_>) -> enrich::Context<'a> {
+        enrich::Context {
+            client_ip: ctx.client_ip,
+            request_id: &ctx.request_id,
+            received_at_ms: ctx.received_ms,
+            headers: &ex.head.headers,
+        }
+    }
+
+    /// The enrichment rule set for this request (its site, or the default).
+    fn rule_set(&self, ex: &Exchange<'_>) -> &enrich::RuleSet {
+        let req = &ex.head;
+        let host = req
+            .headers
+            .get("host")
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| req.uri.host());
+        self.config.enrich.select(host, req.uri.path())
+    }
+
+    /// Step 7.
+    fn record(&self, ex: &Exchange<'_>, ctx: &RequestCtx) {
+        let upstream = ctx.upstream.map(|id| self.cluster.name(id));
+        record::record(
+            &self.series,
+            self.access_log.as_ref(),
+            &Record {
+                received_ms: ctx.received_ms,
+                request_id: &ctx.request_id,
+                client: ex.peer(),
+                method: ex.head.method.as_str(),
+                route: ctx.route,
+                // No status decided: the client went away first (nginx's 499).
+                status: ctx.status.unwrap_or(499),
+                elapsed: ctx.start.elapsed(),
+                body_bytes: ctx.body_bytes,
+                upstream,
+                upstream_time: ctx.upstream_time,
+                violations: ctx.violations,
+                error: ctx.failure.map(|k| k.as_str()),
+            },
+        );
+    }
+}
+
+impl App for Gateway {
+    fn settings(&self) -> ConnSettings {
+        let s = &self.config.server;
+        ConnSettings {
+            read_timeout: s.client_read_timeout,
+            keepalive_timeout: Duration::from_secs(s.keepalive_timeout_seconds),
+        }
+    }
+
+    async fn serve<'a, 'c: 'a>(&'a self, ex: &'a mut Exchange<'c>) {
+        let _inflight = InFlight::new(&self.series.metrics().inflight);
+        let peer = ex.peer();
+        let headers = &ex.head.headers;
+        let request_id = match self.config.enrich.incoming_request_id(peer, headers) {
+            Some(id) => id.to_owned(),
+            None => self.request_ids.next(),
+        };
+        let client_ip = self.config.enrich.client_ip(peer, headers);
+        let mut ctx = RequestCtx::new(request_id, client_ip);
+        if let Err(e) = self.handle(ex, &mut ctx).await {
+            log::debug!("request {}: {e}", ctx.request_id);
+            // The answer could not be written whole: the connection cannot be reused.
+            ex.close_after();
+        }
+        self.record(ex, &ctx);
+    }
+
+    fn refused(
+        &self,
+        peer: Option<std::net::IpAddr>,
+        status: u16,
+        elapsed: Duration,
+        write_failed: bool,
+    ) {
+        let request_id = self.request_ids.next();
+        record::record(
+            &self.series,
+            self.access_log.as_ref(),
+            &Record {
+                received_ms: record::refused_at(elapsed),
+                request_id: &request_id,
+                client: peer,
+                // The head could not be read: no method or route to name.
+                method: "-",
+                route: mcapi::route::Route::Unknown,
+                status,
+                elapsed,
+                body_bytes: 0,
+                upstream: None,
+                upstream_time: None,
+                violations: 0,
+                error: write_failed.then_some("client"),
+            },
+        );
+    }
+
+    fn panicked(&self, _ex: &Exchange<'_>) {
+        self.series.status(mcapi::route::Route::Unknown, 500);
+    }
+}
+
+/// Counts a request in `mediagate_inflight_requests` for as long as it lives, however its
+/// handling ends.
+struct InFlight<'g>(&'g prometheus::IntGauge);
+
+impl<'g> InFlight<'g> {
+    fn new(gauge: &'g prometheus::IntGauge) -> InFlight<'g> {
+        gauge.inc();
+        InFlight(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}

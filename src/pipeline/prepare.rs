@@ -1,0 +1,113 @@
+//! The pure steps of a request, in the order the gateway takes them: where an events call goes
+//! ([`owner_path`]), then — once the body is read — its verdict and the bytes to forward
+//! ([`check`]: validation, then enrichment of what is forwarded). No I/O, no clock, no metrics:
+//! what happened is returned ([`Prepared`]) and counted by the caller.
+
+use bytes::Bytes;
+
+use crate::config::Mode;
+use enrich::{Applied, RuleSet};
+use mcapi::{Endpoint, EventType, Policies, Severity, Violation};
+
+/// The upstream path of an events call: the upstream's own sid, with the query kept.
+pub fn owner_path(sid: &str, query: Option<&str>) -> String {
+    let mut path = format!("/api/v1/sessions/{sid}/events");
+    if let Some(q) = query {
+        path.push('?');
+        path.push_str(q);
+    }
+    path
+}
+
+/// What to do with a checked body.
+pub enum Decision {
+    /// Forward these bytes (the body as received, or as enrichment rebuilt it).
+    Forward(Bytes),
+    /// Answer 400 with the body's errors (validation `enforce`).
+    Refuse,
+}
+
+/// The verdict on one body and what enrichment did, for the answer, the metrics and the log.
+pub struct Prepared {
+    pub decision: Decision,
+    /// Every violation (errors and warnings), empty when validation is off.
+    pub violations: Vec<Violation>,
+    /// The body's events by type, with a `sessionStart`'s content type label (empty when the
+    /// body is refused or not JSON).
+    pub events: Vec<(Option<EventType>, Option<&'static str>)>,
+    /// What enrichment did, when it ran.
+    pub applied: Option<Applied>,
+    /// Whether enrichment changed the body.
+    pub rewritten: bool,
+}
+
+impl Prepared {
+    pub fn errors(&self) -> impl Iterator<Item = &Violation> {
+        self.violations
+            .iter()
+            .filter(|v| v.severity == Severity::Error)
+    }
+}
+
+/// Validates `body` (unless `mode` is off) and, when it is to be forwarded and is JSON, enriches
+/// it with `rules` in `ectx`.
+pub fn check(
+    endpoint: Endpoint,
+    body: Bytes,
+    mode: Mode,
+    policies: &Policies,
+    rules: &RuleSet,
+    ectx: &enrich::Context<'_>,
+) -> Prepared {
+    let checked = mcapi::check(endpoint, &body, policies, ectx.received_at_ms);
+    let valid = checked.is_valid();
+    let mcapi::Checked {
+        text,
+        document,
+        violations,
+    } = checked;
+    let violations = if mode == Mode::Off {
+        Vec::new()
+    } else {
+        violations
+    };
+    if mode == Mode::Enforce && !valid {
+        return Prepared {
+            decision: Decision::Refuse,
+            violations,
+            events: Vec::new(),
+            applied: None,
+            rewritten: false,
+        };
+    }
+    let (enriched, applied) = match &document {
+        Some(doc) => match rules.enrich_body(text, doc, ectx) {
+            Some((new, applied)) => (Some(new), Some(applied)),
+            None => (None, None),
+        },
+        None => (None, None),
+    };
+    let events = document
+        .iter()
+        .flat_map(|doc| doc.events())
+        .map(|event| {
+            let content_type = (event.event_type == Some(EventType::SessionStart)).then(|| {
+                event
+                    .param_str("media.contentType")
+                    .as_deref()
+                    .map_or("other", mcapi::content_type_label)
+            });
+            (event.event_type, content_type)
+        })
+        .collect();
+    drop(document);
+    let rewritten = enriched.is_some();
+    let body = enriched.map_or(body, Bytes::from);
+    Prepared {
+        decision: Decision::Forward(body),
+        violations,
+        events,
+        applied,
+        rewritten,
+    }
+}

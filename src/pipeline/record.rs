@@ -1,0 +1,57 @@
+//! The record of a request: once its answer is written (or it failed), one [`Record`] feeds the
+//! request metrics and the access log line — built in one place, for served requests and for
+//! request heads the server refused alike.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::context::unix_ms;
+use crate::observe::access_log::AccessLog;
+use crate::observe::access_log::Entry;
+use crate::observe::series::Series;
+use mcapi::route::Route;
+
+/// One finished request.
+pub struct Record<'a> {
+    pub received_ms: u64,
+    pub request_id: &'a str,
+    pub client: Option<IpAddr>,
+    /// `-` when the head could not be read.
+    pub method: &'a str,
+    pub route: Route,
+    pub status: u16,
+    pub elapsed: Duration,
+    pub body_bytes: usize,
+    pub upstream: Option<&'a str>,
+    pub upstream_time: Option<Duration>,
+    pub violations: usize,
+    pub error: Option<&'a str>,
+}
+
+/// Counts the request and writes its access log line (when the log is on).
+pub fn record(series: &Series, access_log: Option<&AccessLog>, r: &Record<'_>) {
+    series.request(r.route, r.status, r.elapsed.as_secs_f64(), r.body_bytes);
+    let Some(log) = access_log else {
+        return;
+    };
+    let ts = enrich::template::rfc3339_millis(r.received_ms + r.elapsed.as_millis() as u64);
+    log.write(&Entry {
+        ts: &ts,
+        request_id: r.request_id,
+        client: r.client,
+        method: r.method,
+        route: r.route.template(),
+        status: r.status,
+        duration_ms: r.elapsed.as_secs_f64() * 1000.0,
+        body_bytes: r.body_bytes,
+        upstream: r.upstream,
+        upstream_ms: r.upstream_time.map(|t| t.as_secs_f64() * 1000.0),
+        violations: r.violations,
+        error: r.error,
+    });
+}
+
+/// The receive time of a request whose head was refused `elapsed` ago.
+pub fn refused_at(elapsed: Duration) -> u64 {
+    unix_ms(std::time::SystemTime::now()).saturating_sub(elapsed.as_millis() as u64)
+}

@@ -1,0 +1,91 @@
+//! The upstream's answer, relayed to the player: its end-to-end fields (hop-by-hop and framing
+//! ones dropped), the CORS fields, `Location` rewritten (`location`) and, with several
+//! upstreams, tagged with its owner — head and body in one write, with the body's length.
+
+use http1::answer::{self, AnswerHead};
+use http1::response::{BodyLength, ResponseHead};
+use http1::Framing;
+use std::borrow::Cow;
+
+use super::{headers, Gateway, RequestCtx};
+use crate::server::answers;
+use crate::server::Exchange;
+use crate::upstream::{Exchanged, UpstreamId};
+
+/// Upstream answer headers the gateway writes itself.
+const SET_HERE: [&str; 5] = [
+    mcapi::cors::NAMES[0],
+    mcapi::cors::NAMES[1],
+    mcapi::cors::NAMES[2],
+    mcapi::cors::NAMES[3],
+    "location",
+];
+
+impl Gateway {
+    /// Writes the upstream's answer to the player.
+    pub(super) async fn relay(
+        &self,
+        ex: &mut Exchange<'_>,
+        ctx: &mut RequestCtx,
+        exchanged: Exchanged,
+    ) -> std::io::Result<()> {
+        let Exchanged {
+            id,
+            answer,
+            elapsed,
+        } = exchanged;
+        ctx.upstream = Some(id);
+        ctx.upstream_time = Some(elapsed);
+        let up = &answer.head;
+        ctx.status = Some(up.status);
+        let length = match up.framing {
+            Framing::Empty if answer::status_has_no_body(up.status) => BodyLength::NoBody,
+            // A HEAD answer keeps the length of the body it stands for.
+            Framing::Empty => up
+                .content_length
+                .map_or(BodyLength::NoBody, BodyLength::Known),
+            _ => BodyLength::Known(answer.body.len() as u64),
+        };
+        let mut head = ResponseHead::new(up.status, 768 + answer.body.len());
+        for (name, value) in headers::downstream_headers(up, &SET_HERE) {
+            head.header_bytes(name, value);
+        }
+        answers::add_cors(&mut head);
+        if let Some(location) = self.rewrite_location(ex, up, id) {
+            head.header("location", &location);
+        }
+        let mut out = head.finish(length, ex.version(), ex.keep_alive());
+        if matches!(length, BodyLength::Known(_)) && up.framing != Framing::Empty {
+            out.extend_from_slice(&answer.body);
+        }
+        ex.send(&out).await
+    }
+
+    /// The `Location` to send for the upstream's (`None`: it sent none).
+    fn rewrite_location<'h>(
+        &self,
+        ex: &Exchange<'_>,
+        up: &'h AnswerHead,
+        id: UpstreamId,
+    ) -> Option<Cow<'h, [u8]>> {
+        let value = up.get("location")?;
+        let Ok(text) = std::str::from_utf8(value) else {
+            // Not plain text: relayed untouched.
+            return Some(Cow::Borrowed(value));
+        };
+        let host = ex.header("host").and_then(|v| std::str::from_utf8(v).ok());
+        let out = self
+            .config
+            .location
+            .rewrite(text, self.cluster.authority(id), host);
+        self.series.location(out.outcome);
+        if out.outcome == location::Outcome::Foreign {
+            return Some(Cow::Borrowed(value));
+        }
+        let value = self
+            .cluster
+            .tag_location(id, &out.value)
+            .unwrap_or(out.value);
+        Some(Cow::Owned(value.into_bytes()))
+    }
+}

@@ -1,0 +1,213 @@
+//! A listener as a pingora service: its socket (bound by `run` before the server starts, or,
+//! with `run --upgrade`, taken over from the previous process through pingora's descriptor
+//! hand-over), the accept loop, and one task per connection on the service's worker threads;
+//! TLS connections are handshaken first with pingora's rustls acceptor.
+//!
+//! Why not pingora's listening service: its per-connection task embeds the TLS handshake future
+//! and the app's boxed future, about 9 KB per connection whether it is busy or idle, more than
+//! three times the memory goal for an idle keep-alive connection (2.5 KB). Here a task holds
+//! only [`connection::serve`]'s small state. Owning the sockets also lets every listener bind
+//! port 0 and report the port it got ([`Bound`]).
+
+use async_trait::async_trait;
+use nix::errno::Errno;
+use pingora_core::listeners::tls::Acceptor;
+use pingora_core::protocols::l4::stream::Stream as L4Stream;
+use pingora_core::protocols::Stream;
+use pingora_core::server::{ListenFds, ShutdownWatch};
+use pingora_core::services::Service;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+use super::bound::Bound;
+use super::connection;
+use super::exchange::Conn;
+use super::App;
+
+/// The listen backlog (pingora's too).
+const BACKLOG: i32 = 65535;
+
+pub struct Listener<A: App> {
+    /// The listener's name in the listening report (`gateway`, `admin`, `emulator`).
+    name: &'static str,
+    /// The address as configured: also the key of the socket in pingora's hand-over table.
+    addr: SocketAddr,
+    /// The socket `run` bound (not on an upgrade, where it comes from the old process).
+    bound: Option<std::net::TcpListener>,
+    tls: Option<Arc<Acceptor>>,
+    app: Arc<A>,
+    threads: Option<usize>,
+    report: Bound,
+}
+
+/// Binds a listening socket now (`SO_REUSEADDR`, non-blocking, listening), so that `run` can
+/// say plainly that an address is taken before the server starts, and connections queue in the
+/// backlog until the service accepts them.
+pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
+impl<A: App> Listener<A> {
+    pub fn new(
+        name: &'static str,
+        addr: SocketAddr,
+        bound: Option<std::net::TcpListener>,
+        app: Arc<A>,
+        report: Bound,
+    ) -> Listener<A> {
+        Listener {
+            name,
+            addr,
+            bound,
+            tls: None,
+            app,
+            threads: None,
+            report,
+        }
+    }
+
+    /// Connections are TLS, handshaken with `acceptor`.
+    pub fn with_tls(mut self, acceptor: Acceptor) -> Self {
+        self.tls = Some(Arc::new(acceptor));
+        self
+    }
+
+    /// Runs on this many threads instead of `[server] threads`.
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = Some(threads);
+        self
+    }
+
+    /// The socket's key in pingora's hand-over table: its configured address (as pingora's
+    /// own listeners key theirs) or, for port 0, where several listeners may share an address
+    /// string, the listener's name with it.
+    fn key(&self) -> String {
+        if self.addr.port() == 0 {
+            format!("{}@{}", self.name, self.addr)
+        } else {
+            self.addr.to_string()
+        }
+    }
+
+    /// The listening socket: the one `run` bound, or the one handed over by the old process
+    /// for this address; registered in the hand-over table so that a later upgrade passes it on.
+    fn socket(&mut self, fds: Option<ListenFds>) -> std::io::Result<TcpListener> {
+        let key = self.key();
+        let std = match (self.bound.take(), &fds) {
+            (Some(bound), _) => bound,
+            (None, Some(fds)) => match fds.lock().get(&key) {
+                // SAFETY: pingora received this descriptor from the old process for this
+                // address and nothing else in this process uses it: the listener becomes its
+                // owner.
+                Some(&fd) => unsafe { std::net::TcpListener::from_raw_fd(fd) },
+                None => bind(self.addr)?,
+            },
+            (None, None) => bind(self.addr)?,
+        };
+        std.set_nonblocking(true)?;
+        if let Some(fds) = fds {
+            let mut table = fds.lock();
+            if table.get(&key).is_none() {
+                table.add(key, std.as_raw_fd());
+            }
+        }
+        TcpListener::from_std(std)
+    }
+}
+
+#[async_trait]
+impl<A: App> Service for Listener<A> {
+    async fn start_service(
+        &mut self,
+        fds: Option<ListenFds>,
+        mut shutdown: ShutdownWatch,
+        _listeners_per_fd: usize,
+    ) {
+        let listener = match self.socket(fds) {
+            Ok(l) => l,
+            Err(e) => {
+                // `run` checked the address before starting; losing it since is fatal.
+                log::error!("{}: cannot listen on {}: {e}", self.name, self.addr);
+                std::process::exit(1);
+            }
+        };
+        if let Ok(addr) = listener.local_addr() {
+            self.report.report(self.name, addr);
+        }
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            match accepted {
+                Ok((tcp, peer)) => {
+                    let _ = tcp.set_nodelay(true);
+                    let app = self.app.clone();
+                    let tls = self.tls.clone();
+                    let shutdown = shutdown.clone();
+                    // On one of the service's worker threads, picked at random as pingora's
+                    // own listeners do (a plain `tokio::spawn` would keep every connection on
+                    // the accepting thread).
+                    pingora_runtime::current_handle().spawn(async move {
+                        let l4 = L4Stream::from(tcp);
+                        let stream: Stream = match tls {
+                            None => Box::new(l4),
+                            Some(acceptor) => {
+                                let limit = app.settings().read_timeout;
+                                match tokio::time::timeout(limit, acceptor.tls_handshake(l4)).await
+                                {
+                                    Ok(Ok(tls)) => Box::new(tls),
+                                    Ok(Err(e)) => {
+                                        log::debug!("TLS handshake with {peer} failed: {e}");
+                                        return;
+                                    }
+                                    Err(_) => {
+                                        log::debug!("TLS handshake with {peer} timed out");
+                                        return;
+                                    }
+                                }
+                            }
+                        };
+                        let conn = Conn::with_peer(stream, Some(peer.ip()));
+                        connection::serve(&*app, conn, shutdown).await;
+                    });
+                }
+                Err(e) => {
+                    log::error!("{}: accept failed: {e}", self.name);
+                    // Out of file descriptors: accept fails at once until some close.
+                    let errno = e.raw_os_error().map(Errno::from_raw);
+                    if matches!(errno, Some(Errno::EMFILE | Errno::ENFILE)) {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        }
+        log::info!("{}: stopped listening on {}", self.name, self.addr);
+    }
+
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn threads(&self) -> Option<usize> {
+        self.threads
+    }
+
+    fn listen_addresses(&self) -> Option<Vec<String>> {
+        Some(vec![self.key()])
+    }
+}
