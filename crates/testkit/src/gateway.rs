@@ -58,6 +58,8 @@ pub struct Options {
     pub upstreams: Vec<Table>,
     /// Environment variables for the process.
     pub env: Vec<(String, String)>,
+    /// Standard output into a pipe nobody reads (a stalled log reader), instead of a file.
+    pub stalled_stdout: bool,
 }
 
 pub struct Gateway {
@@ -152,7 +154,12 @@ impl Gateway {
         let config_path = dir.join("mediagate.toml");
         std::fs::write(&config_path, config.to_string()).expect("write config");
         let ready = dir.join("ready.json");
-        let stdout = std::fs::File::create(dir.join("access.log")).expect("access log file");
+        let stdout = if options.stalled_stdout {
+            // The child's end stays open, and this process never reads the other.
+            Stdio::piped()
+        } else {
+            Stdio::from(std::fs::File::create(dir.join("access.log")).expect("access log file"))
+        };
         let stderr = std::fs::File::create(dir.join("stderr.log")).expect("stderr file");
         let mut command = Command::new(binary());
         command
