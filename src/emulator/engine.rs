@@ -1,14 +1,14 @@
 //! The emulator's behaviour, free of pingora: given a routed request (method, path, selected
 //! headers, whole body) and the time, it validates, remembers and answers like the collection
-//! backend (spec §1.5, §5.1, §6). The pingora glue (`app`) only reads bodies and writes replies.
+//! backend (§1.5, §5.1, §6). The pingora glue (`app`) only reads bodies and writes replies.
 //!
 //! Choices where the real backend is undocumented:
 //! - the body is validated before the sid is looked up (an invalid body to an unknown sid is 400);
 //! - the deprecated array form on `/api/v1/sessions` and `/api/v1/downloaded` both answer 201 with
 //!   a `Location` naming the batch's session, recorded closed (one event per array element), so
 //!   tests can inspect it; the real backend documents no `Location` for `/downloaded`;
-//! - only `sessionEnd` closes a session (`sessionComplete` keeps it open, spec §3.3.8); the
-//!   30-minute "no playhead movement" rule of spec §5.2 is not emulated, only the idle timeout.
+//! - only `sessionEnd` closes a session (`sessionComplete` keeps it open, §3.3.8); the
+//!   30-minute "no playhead movement" rule of §5.2 is not emulated, only the idle timeout.
 
 use super::body::{events_of, Events};
 use super::headers::RequestHeaders;

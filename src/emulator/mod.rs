@@ -1,7 +1,7 @@
 //! The built-in emulator of the collection backend, so the gateway runs, is tested and is
 //! benchmarked with no outside service.
 //!
-//! It answers like the real backend (spec §1.5, §5.1, §6): `201` + `Location:
+//! It answers like the real backend (§1.5, §5.1, §6): `201` + `Location:
 //! /api/v1/sessions/<64-hex sid>` for a valid `sessionStart` (or a downloaded batch), `204` for a
 //! valid event on an open session, `404` for an unknown sid, `410` once `sessionEnd` closed it or
 //! it stayed idle past the idle timeout, `400` `{"message", "errors"}` for a body

@@ -12,7 +12,7 @@ use http1::Version;
 use mcapi::Violation;
 use serde::Serialize;
 
-/// The `message` of a 400, as the backend's `ApiError` example words it (spec §1.6).
+/// The `message` of a 400, as the backend's `ApiError` example words it (§1.6).
 pub const IMPROPER_FORMAT: &str = "Request had improper format.";
 
 /// The CORS headers the real backend sends on every answer (§1.5).

@@ -1,5 +1,5 @@
 //! Session-id minting: 64 lowercase hexadecimal characters (256 bits), the shape of every sid the
-//! real backend hands out (spec §1.3).
+//! real backend hands out (§1.3).
 //!
 //! Each sid is four SipHash outputs of `(seed, counter, lane)` under the secret keys of a
 //! [`RandomState`] (seeded by the standard library from the operating system's randomness). The

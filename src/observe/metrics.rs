@@ -97,7 +97,7 @@ impl Metrics {
         )?;
         let sessions_started = counter(
             "mediagate_sessions_started_total",
-            "sessionStart events forwarded, by lower-cased media.contentType (spec list plus other).",
+            "sessionStart events forwarded, by lower-cased media.contentType (the API's list plus other).",
             &["content_type"],
         )?;
         let upstream_duration = histogram(

@@ -66,14 +66,14 @@ pub enum UnknownParams {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ErrorParams {
-    /// Forward, count as a warning (design.md).
+    /// Forward, count as a warning (`docs/api-rules.md`, §3.2.8).
     #[default]
     Warn,
     /// Treat as a violation.
     Reject,
 }
 
-/// The configurable choices of the rule set (the spec's `[INF]` rules). `Default` is the documented
+/// The configurable choices of the rule set (the rules `docs/api-rules.md` marks as inferred). `Default` is the documented
 /// default of every `[validation]` key.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Policies {
@@ -98,7 +98,7 @@ impl Default for Policies {
     }
 }
 
-/// Every `eventType` the API defines, in the order of spec §3.1.
+/// Every `eventType` the API defines, in the order of §3.1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum EventType {
     SessionStart,
@@ -176,7 +176,7 @@ impl EventType {
         EventType::ALL.into_iter().find(|e| e.as_str() == s)
     }
 
-    /// Whether `customMetadata` may ride on this event type (spec §2.5).
+    /// Whether `customMetadata` may ride on this event type (§2.5).
     pub fn allows_custom_metadata(self) -> bool {
         matches!(
             self,
@@ -222,7 +222,7 @@ pub enum Severity {
 }
 
 /// One thing wrong with a body, addressed by a JSON Pointer. Serializes to the error object of
-/// design.md: `{"path", "rule", "detail"}`.
+/// `docs/api-rules.md` (§1.6): `{"path", "rule", "detail"}`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Violation {
     pub path: String,

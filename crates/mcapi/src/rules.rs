@@ -3,7 +3,7 @@
 //! This module owns:
 //! - [`Rule`], the stable identifiers of violations (error bodies, metric labels, README);
 //! - the parameter table of every event type ([`event_spec`], [`known_params`]) and the tables of
-//!   the envelope (`playerTime`, `qoeData`), from spec §2–§4 and §8 as settled by design.md;
+//!   the envelope (`playerTime`, `qoeData`), from §2–§4 and §8 of `docs/api-rules.md`;
 //! - [`ValueType`], the JSON type and constraints of one value, and its check;
 //! - small look-ups other code needs: [`check_param_value`], [`check_custom_metadata_key`],
 //!   [`event_type_hint`].
@@ -128,7 +128,7 @@ pub enum ValueType {
 
 /// The pattern of [`ValueType::StateName`], for messages and docs.
 pub const STATE_NAME_PATTERN: &str = "^[a-zA-Z0-9_.]{1,64}$";
-/// The pattern of customMetadata keys (spec §2.5), for messages and docs.
+/// The pattern of customMetadata keys (§2.5), for messages and docs.
 pub const CUSTOM_METADATA_KEY_PATTERN: &str = "^[a-zA-Z0-9_.]+$";
 
 impl ValueType {
@@ -295,7 +295,7 @@ pub struct ParamSpec {
     pub required: bool,
 }
 
-/// The documented keys of one object, in the spec's order, with a look-up compiled from the same
+/// The documented keys of one object, in the documentation's order, with a look-up compiled from the same
 /// list (a chain of comparisons against constant strings, which the compiler turns into length
 /// checks and word compares: no hashing, no call per candidate).
 pub struct Table {
@@ -354,7 +354,7 @@ const INT_GE0: ValueType = ValueType::Integer { min: Some(0) };
 const INT: ValueType = ValueType::Integer { min: None };
 const ERROR_SOURCE: ValueType = ValueType::StringEnum(&["player", "external"]);
 
-/// The members of an event object (spec §2.1); nothing else is allowed at the top level.
+/// The members of an event object (§2.1); nothing else is allowed at the top level.
 pub const ENVELOPE_MEMBERS: [&str; 5] = [
     "playerTime",
     "eventType",
@@ -364,7 +364,7 @@ pub const ENVELOPE_MEMBERS: [&str; 5] = [
 ];
 
 table! {
-    /// `playerTime`, exactly `{playhead, ts}` (spec §2.2).
+    /// `playerTime`, exactly `{playhead, ts}` (§2.2).
     pub PLAYER_TIME = [
         "playhead": NUM_GE0, required;
         "ts": INT, required;
@@ -372,7 +372,7 @@ table! {
 }
 
 table! {
-    /// The keys of `qoeData` (spec §2.4), all optional, allowed on every event type.
+    /// The keys of `qoeData` (§2.4), all optional, allowed on every event type.
     pub QOE_DATA = [
         "media.qoe.bitrate": INT_GE0;
         "media.qoe.droppedFrames": INT_GE0;
@@ -384,7 +384,7 @@ table! {
 }
 
 table! {
-    /// `sessionStart` params (spec §4.1, §8).
+    /// `sessionStart` params (§4.1, §8).
     SESSION_START = [
         // Analytics
         "analytics.trackingServer": NES, required;
@@ -440,7 +440,7 @@ table! {
 }
 
 table! {
-    /// `adBreakStart` params (spec §3.2.3).
+    /// `adBreakStart` params (§3.2.3).
     AD_BREAK_START = [
         "media.ad.podIndex": INT_GE0, required;
         "media.ad.podSecond": NUM_GE0, required;
@@ -449,7 +449,7 @@ table! {
 }
 
 table! {
-    /// `adStart` params (spec §3.2.4).
+    /// `adStart` params (§3.2.4).
     AD_START = [
         "media.ad.id": NES, required;
         "media.ad.length": NUM_GE0, required;
@@ -466,7 +466,7 @@ table! {
 }
 
 table! {
-    /// `chapterStart` params (spec §3.2.5).
+    /// `chapterStart` params (§3.2.5).
     CHAPTER_START = [
         "media.chapter.index": INT_GE0, required;
         "media.chapter.offset": NUM_GE0, required;
@@ -476,15 +476,15 @@ table! {
 }
 
 table! {
-    /// `stateStart` / `stateEnd` params (spec §3.2.6), and one element of `statesStart` /
-    /// `statesEnd` (spec §3.2.10).
+    /// `stateStart` / `stateEnd` params (§3.2.6), and one element of `statesStart` /
+    /// `statesEnd` (§3.2.10).
     pub STATE = [
         "media.state.name": ValueType::StateName, required;
     ]
 }
 
 table! {
-    /// `statesUpdate` params (spec §3.2.10); at least one of the two is a non-empty array.
+    /// `statesUpdate` params (§3.2.10); at least one of the two is a non-empty array.
     STATES_UPDATE = [
         "statesStart": ValueType::StateList;
         "statesEnd": ValueType::StateList;
@@ -492,7 +492,7 @@ table! {
 }
 
 table! {
-    /// One entry of `visitor.customerIDs` (spec §4.1).
+    /// One entry of `visitor.customerIDs` (§4.1).
     pub CUSTOMER_ID = [
         "id": STR, required;
         "authState": ValueType::IntegerEnum(&[0, 1, 2]), required;
@@ -500,14 +500,14 @@ table! {
 }
 
 table! {
-    /// `adStart` carries `media.ad.podFriendlyName` in real traffic (spec §3.2.4, design.md).
+    /// `adStart` carries `media.ad.podFriendlyName` in real traffic (§3.2.4).
     AD_START_TOLERATED = [
         "media.ad.podFriendlyName": STR;
     ]
 }
 
 table! {
-    /// The params shape of `error` on the 2026 Experience League page (spec §3.2.8).
+    /// The params shape of `error` on the 2026 Experience League page (§3.2.8).
     ERROR_TOLERATED = [
         "media.errorId": NES;
         "media.errorSource": ERROR_SOURCE;
@@ -540,7 +540,7 @@ pub struct EventSpec {
     /// Undocumented params that real traffic carries (see [`Tolerance`]).
     pub tolerated: &'static Table,
     pub tolerance: Tolerance,
-    /// Whether `customMetadata` may ride on this type (spec §2.5).
+    /// Whether `customMetadata` may ride on this type (§2.5).
     pub custom_metadata: bool,
     /// Accepted only when [`Policies::states_update`] is on.
     pub feature_flag: bool,
@@ -638,7 +638,7 @@ impl EventSpec {
     }
 }
 
-/// The documented params of `event`, in the spec's order: key, [`ValueType`] (`json_type()` for
+/// The documented params of `event`, in the documentation's order: key, [`ValueType`] (`json_type()` for
 /// a JSON Schema, `Display` for docs) and whether it is required. The undocumented shapes that
 /// are tolerated with a warning are `event_spec(event).tolerated`; the envelope tables are
 /// [`PLAYER_TIME`] and [`QOE_DATA`].
@@ -653,7 +653,7 @@ pub fn owner_of_param(key: &str) -> Option<EventType> {
         .find(|&e| event_spec(e).param(key).is_some())
 }
 
-/// Event names that SDK APIs use but the wire does not (spec §2.3), with what to send instead.
+/// Event names that SDK APIs use but the wire does not (§2.3), with what to send instead.
 pub static SDK_ONLY_EVENT_TYPES: &[(&str, &str)] = &[
     ("pause", "use \"pauseStart\""),
     ("resume", "use \"play\""),
@@ -704,7 +704,7 @@ impl std::fmt::Display for ValueError {
 
 impl std::error::Error for ValueError {}
 
-/// customMetadata key prefixes that are reserved (a warning, spec §2.5), with the reason.
+/// customMetadata key prefixes that are reserved (a warning, §2.5), with the reason.
 pub static RESERVED_CUSTOM_METADATA_PREFIXES: &[(&str, &str)] = &[
     ("media.", "collides with the standard media.* fields"),
     ("a.", "is reserved by Adobe"),

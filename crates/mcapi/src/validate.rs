@@ -7,7 +7,7 @@
 //! enrichment works on.
 //!
 //! Paths are JSON Pointers: `""` for the body, `/params/media.length`, `/3/params/media.ad.id`
-//! inside a batch. Conventions where the spec leaves the choice open:
+//! inside a batch. Conventions where the API leaves the choice open:
 //! - a missing `params` on a type that needs it is one `required` at `/params` (the detail lists
 //!   the required keys); a present `params` missing a key gives `required` at `/params/<key>`;
 //! - `batch_first` is at `/0`, `batch_session_start` at `/N/eventType`, `batch_order` at
@@ -397,7 +397,7 @@ impl Validator<'_> {
     }
 
     /// The optional sanity window around `now_ms`. Batches carry offline sessions uploaded
-    /// later, so only the "ahead" bound applies to them (spec §2.2).
+    /// later, so only the "ahead" bound applies to them (§2.2).
     fn ts_window(&mut self, ts: i64, place: Place) {
         let (now, t) = (i128::from(self.now_ms), i128::from(ts));
         let here = || path(place.index(), &["playerTime", "ts"], &[]);
@@ -704,7 +704,7 @@ mod tests {
         };
     }
 
-    /// Every valid body of spec §7.1–§7.4, in session order.
+    /// Every valid body of §7.1–§7.4, in session order.
     const VALID: &[(&str, &[u8])] = &[
         fx!("session-start.json"),
         fx!("ping.json"),
@@ -757,7 +757,7 @@ mod tests {
 
     type Expected = &'static [(Rule, &'static str)];
 
-    /// The invalid cases of spec §7.5 with the exact errors expected (warnings aside).
+    /// The invalid cases of §7.5 with the exact errors expected (warnings aside).
     const INVALID: &[((&str, &[u8]), Expected)] = &[
         (
             fx!("invalid/x01-sessions.json"),
