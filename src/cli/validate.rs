@@ -44,9 +44,11 @@ pub fn validate(config_path: Option<&Path>, endpoint: &str, file: &str) -> ExitC
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     let checked = mcapi::check(endpoint, &body, &policies, now_ms);
+    let more = checked.omitted_count();
+    let truncated = (more > 0).then(|| mcapi::Violation::truncated(more));
     let verdict = Verdict {
         valid: checked.is_valid(),
-        errors: checked.errors().collect(),
+        errors: checked.errors().chain(truncated.as_ref()).collect(),
         warnings: checked.warnings().collect(),
     };
     match serde_json::to_string_pretty(&verdict) {

@@ -27,6 +27,8 @@ pub struct File {
     #[serde(default)]
     pub enrich: enrich::file::Enrich,
     #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
     pub log: Log,
     pub emulator: Option<Emulator>,
 }
@@ -46,6 +48,10 @@ pub struct Server {
     pub upgrade_sock: String,
     pub keepalive_timeout_seconds: u64,
     pub client_read_timeout_ms: u64,
+    pub client_body_timeout_ms: u64,
+    pub max_inflight_body_bytes: u64,
+    pub max_connections: usize,
+    pub underscores_in_headers: bool,
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,
 }
@@ -65,6 +71,10 @@ impl Default for Server {
             upgrade_sock: "/tmp/mediagate_upgrade.sock".into(),
             keepalive_timeout_seconds: 60,
             client_read_timeout_ms: 30_000,
+            client_body_timeout_ms: 60_000,
+            max_inflight_body_bytes: 64 * 1024 * 1024,
+            max_connections: 20_000,
+            underscores_in_headers: false,
             tls_cert: None,
             tls_key: None,
         }
@@ -101,6 +111,8 @@ pub struct Upstream {
     pub write_timeout_ms: u64,
     #[serde(default = "defaults::idle_timeout_ms")]
     pub idle_timeout_ms: u64,
+    #[serde(default = "defaults::response_timeout_ms")]
+    pub response_timeout_ms: u64,
 }
 
 mod defaults {
@@ -115,6 +127,9 @@ mod defaults {
     }
     pub fn idle_timeout_ms() -> u64 {
         30_000
+    }
+    pub fn response_timeout_ms() -> u64 {
+        15_000
     }
     pub fn weight() -> u32 {
         1
@@ -199,6 +214,28 @@ impl Default for Validation {
             error_params: p.error_params,
             ts_max_age_seconds: p.ts_max_age_ms.map(|ms| ms / 1000),
             ts_max_ahead_seconds: p.ts_max_ahead_ms.map(|ms| ms / 1000),
+        }
+    }
+}
+
+/// A per-client rate limit (off by default): a guard against a runaway player, not security.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Requests a second each client address may send, on average (0: no limit).
+    pub requests_per_second: f64,
+    /// Requests a client may send at once above the rate.
+    pub burst: u32,
+    /// Client addresses tracked at most (the least recently seen are forgotten).
+    pub max_clients: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            requests_per_second: 0.0,
+            burst: 50,
+            max_clients: 100_000,
         }
     }
 }

@@ -64,8 +64,22 @@ pub struct Config {
     pub validation: Validation,
     pub enrich: enrich::Rules,
     pub location: Rewriter,
+    pub limits: Limits,
     pub log: Log,
     pub emulator: Option<Emulator>,
+}
+
+/// The per-client rate limit (`[limits]`), when it is on.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub rate: Option<RateLimit>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimit {
+    pub per_second: f64,
+    pub burst: u32,
+    pub max_clients: usize,
 }
 
 #[derive(Debug)]
@@ -80,6 +94,14 @@ pub struct Server {
     pub upgrade_sock: String,
     pub keepalive_timeout_seconds: u64,
     pub client_read_timeout: Duration,
+    /// The whole body must arrive within this long of the request head.
+    pub client_body_timeout: Duration,
+    /// Body bytes received and held by all requests together, at most (503 above).
+    pub max_inflight_body_bytes: usize,
+    /// Players' connections open at once, at most (accepting pauses above).
+    pub max_connections: usize,
+    /// Forward header fields whose names contain `_` (dropped by default).
+    pub underscores_in_headers: bool,
     /// Certificate and key files (PEM) when the listener speaks TLS.
     pub tls: Option<(String, String)>,
 }
@@ -102,6 +124,8 @@ pub struct Upstream {
     pub read_timeout: Duration,
     pub write_timeout: Duration,
     pub idle_timeout: Duration,
+    /// The whole answer, from the end of the request write.
+    pub response_timeout: Duration,
 }
 
 /// Health checking (`[health_check]`).

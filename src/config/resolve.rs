@@ -5,7 +5,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{file, Config, ConfigError, Emulator, Health, Log, Server, Upstream, Validation};
+use super::{
+    file, Config, ConfigError, Emulator, Health, Limits, Log, RateLimit, Server, Upstream,
+    Validation,
+};
 use location::{normalize_authority, Rewriter};
 use mcapi::Policies;
 
@@ -32,6 +35,7 @@ pub(super) fn resolve(file: file::File, env: &dyn Fn(&str) -> Option<String>) ->
         validation,
         enrich,
         location,
+        limits: limits(&file.limits)?,
         log: log(&file.log)?,
         emulator: file.emulator.as_ref().map(emulator).transpose()?,
     })
@@ -85,6 +89,15 @@ fn server(s: &file::Server) -> Result<Server> {
         upgrade_sock: s.upgrade_sock.clone(),
         keepalive_timeout_seconds: s.keepalive_timeout_seconds,
         client_read_timeout: Duration::from_millis(s.client_read_timeout_ms.max(1)),
+        client_body_timeout: millis("[server] client_body_timeout_ms", s.client_body_timeout_ms)?,
+        max_inflight_body_bytes: in_range(
+            "[server] max_inflight_body_bytes",
+            s.max_inflight_body_bytes,
+            s.max_body_bytes,
+            1 << 40,
+        )? as usize,
+        max_connections: in_range("[server] max_connections", s.max_connections, 1, 10_000_000)?,
+        underscores_in_headers: s.underscores_in_headers,
         tls,
     })
 }
@@ -179,6 +192,7 @@ fn upstream(at: &str, u: &file::Upstream) -> Result<Upstream> {
         read_timeout: timeout("read_timeout_ms", u.read_timeout_ms)?,
         write_timeout: timeout("write_timeout_ms", u.write_timeout_ms)?,
         idle_timeout: timeout("idle_timeout_ms", u.idle_timeout_ms)?,
+        response_timeout: timeout("response_timeout_ms", u.response_timeout_ms)?,
     })
 }
 
@@ -223,6 +237,25 @@ fn validation(v: &file::Validation) -> Validation {
         sid_format: v.sid_format,
         content_type: v.content_type,
     }
+}
+
+fn limits(l: &file::Limits) -> Result<Limits> {
+    if l.requests_per_second == 0.0 {
+        return Ok(Limits { rate: None });
+    }
+    if !(l.requests_per_second > 0.0 && l.requests_per_second <= 1e6) {
+        return Err(ConfigError::invalid(
+            "[limits] requests_per_second",
+            "must be between 0 (off) and 1000000",
+        ));
+    }
+    Ok(Limits {
+        rate: Some(RateLimit {
+            per_second: l.requests_per_second,
+            burst: in_range("[limits] burst", l.burst, 1, 1_000_000)?,
+            max_clients: in_range("[limits] max_clients", l.max_clients, 1, 10_000_000)?,
+        }),
+    })
 }
 
 fn log(l: &file::Log) -> Result<Log> {

@@ -110,30 +110,39 @@ impl Series {
         }
     }
 
-    /// Counts the violations of one body (in every validation mode but off).
-    pub fn violations(&self, route: Route, violations: &[Violation]) {
+    /// Counts the violations of one body (in every validation mode but off): the listed ones,
+    /// and those found beyond the listed ones (by rule, with `other` as their event type).
+    pub fn violations(
+        &self,
+        route: Route,
+        violations: &[Violation],
+        omitted: &[(mcapi::rules::Rule, Severity, u32)],
+    ) {
+        let listed = violations.iter().map(|v| (v.rule, v.severity, v.event_type, 1));
+        let counted = omitted.iter().map(|&(r, s, n)| (r, s, None, n));
         let m = &self.metrics;
         let route = route.template();
-        for v in violations {
-            let rule = v.rule.as_str();
-            let severity = match v.severity {
+        for (rule, severity, event_type, n) in listed.chain(counted) {
+            let n = u64::from(n);
+            let rule = rule.as_str();
+            let severity = match severity {
                 Severity::Error => {
                     m.validation_failures
                         .with_label_values(&[route, rule])
-                        .inc();
+                        .inc_by(n);
                     "error"
                 }
                 Severity::Warning => {
                     m.validation_warnings
                         .with_label_values(&[route, rule])
-                        .inc();
+                        .inc_by(n);
                     "warning"
                 }
             };
-            let event = mcapi::event_type_label(v.event_type);
+            let event = mcapi::event_type_label(event_type);
             m.violations_by_event
                 .with_label_values(&[event, rule, severity])
-                .inc();
+                .inc_by(n);
         }
     }
 

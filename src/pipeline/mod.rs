@@ -127,11 +127,15 @@ impl Gateway {
                 &ectx,
             )
         };
-        self.series.violations(ctx.route, &prepared.violations);
-        ctx.violations = prepared.errors().count();
+        self.series
+            .violations(ctx.route, &prepared.violations, &prepared.omitted);
+        ctx.violations = prepared.error_count();
         match &mut prepared.decision {
             Decision::Refuse => {
-                let errors: Vec<&mcapi::Violation> = prepared.errors().collect();
+                let more = prepared.omitted_count();
+                let truncated = (more > 0).then(|| mcapi::Violation::truncated(more));
+                let errors: Vec<&mcapi::Violation> =
+                    prepared.errors().chain(truncated.as_ref()).collect();
                 let reply = ErrorReply {
                     errors: &errors,
                     ..ErrorReply::plain(400, "invalid request body")
@@ -242,12 +246,18 @@ impl Gateway {
             wire.extend_from_slice(payload);
             wire
         };
+        // Only an answer of the shape the API gives this route can be its answer.
+        let route = ctx.route;
+        let expect = move |answer: &http1::answer::AnswerHead| {
+            mcapi::answer::fits(route, answer.status, answer.get("location").is_some())
+        };
         let request = upstream::Request {
             request_id: &ctx.request_id,
             method: &head.method,
             target: &target,
             path: head.uri.path_and_query().map_or("/", |p| p.as_str()),
             wire: &wire,
+            expect: &expect,
         };
         match self.cluster.forward(&request).await {
             Ok(exchanged) => self.relay(ex, ctx, exchanged).await,

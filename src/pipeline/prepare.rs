@@ -30,8 +30,10 @@ pub enum Decision {
 /// The verdict on one body and what enrichment did, for the answer, the metrics and the log.
 pub struct Prepared {
     pub decision: Decision,
-    /// Every violation (errors and warnings), empty when validation is off.
+    /// The listed violations (errors and warnings), empty when validation is off.
     pub violations: Vec<Violation>,
+    /// Violations found beyond the listed ones, by rule and severity.
+    pub omitted: Vec<(mcapi::rules::Rule, Severity, u32)>,
     /// The body's events by type, with a `sessionStart`'s content type label (empty when the
     /// body is refused or not JSON).
     pub events: Vec<(Option<EventType>, Option<&'static str>)>,
@@ -42,10 +44,27 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// The listed errors.
     pub fn errors(&self) -> impl Iterator<Item = &Violation> {
         self.violations
             .iter()
             .filter(|v| v.severity == Severity::Error)
+    }
+
+    /// Every error found, listed or not.
+    pub fn error_count(&self) -> usize {
+        let omitted: u32 = self
+            .omitted
+            .iter()
+            .filter(|(_, s, _)| *s == Severity::Error)
+            .map(|(_, _, n)| *n)
+            .sum();
+        self.errors().count() + omitted as usize
+    }
+
+    /// How many violations were found and not listed.
+    pub fn omitted_count(&self) -> u64 {
+        self.omitted.iter().map(|(_, _, n)| u64::from(*n)).sum()
     }
 }
 
@@ -65,16 +84,18 @@ pub fn check(
         text,
         document,
         violations,
+        omitted,
     } = checked;
-    let violations = if mode == Mode::Off {
-        Vec::new()
+    let (violations, omitted) = if mode == Mode::Off {
+        (Vec::new(), Vec::new())
     } else {
-        violations
+        (violations, omitted)
     };
     if mode == Mode::Enforce && !valid {
         return Prepared {
             decision: Decision::Refuse,
             violations,
+            omitted,
             events: Vec::new(),
             applied: None,
             rewritten: false,
@@ -106,6 +127,7 @@ pub fn check(
     Prepared {
         decision: Decision::Forward(body),
         violations,
+        omitted,
         events,
         applied,
         rewritten,

@@ -37,6 +37,19 @@ impl Gateway {
         ctx.upstream = Some(id);
         ctx.upstream_time = Some(elapsed);
         let up = &answer.head;
+        let location = match self.rewrite_location(ex, up, id) {
+            Ok(location) => location,
+            Err(()) => {
+                let message = "the upstream answered with a Location the gateway does not relay";
+                log::warn!(
+                    "request {}: upstream {}: {message} ({:?})",
+                    ctx.request_id,
+                    self.cluster.name(id),
+                    up.get("location").map(String::from_utf8_lossy)
+                );
+                return self.error(ex, ctx, 502, message).await;
+            }
+        };
         ctx.status = Some(up.status);
         let length = match up.framing {
             Framing::Empty if answer::status_has_no_body(up.status) => BodyLength::NoBody,
@@ -51,7 +64,7 @@ impl Gateway {
             head.header_bytes(name, value);
         }
         answers::add_cors(&mut head);
-        if let Some(location) = self.rewrite_location(ex, up, id) {
+        if let Some(location) = location {
             head.header("location", &location);
         }
         let mut out = head.finish(length, ex.version(), ex.keep_alive());
@@ -61,31 +74,33 @@ impl Gateway {
         ex.send(&out).await
     }
 
-    /// The `Location` to send for the upstream's (`None`: it sent none).
+    /// The `Location` to send for the upstream's (`None`: it sent none), or `Err` when it must
+    /// not be relayed (counted as `unsafe`).
     fn rewrite_location<'h>(
         &self,
         ex: &Exchange<'_>,
         up: &'h AnswerHead,
         id: UpstreamId,
-    ) -> Option<Cow<'h, [u8]>> {
-        let value = up.get("location")?;
-        let Ok(text) = std::str::from_utf8(value) else {
-            // Not plain text: relayed untouched.
-            return Some(Cow::Borrowed(value));
+    ) -> Result<Option<Cow<'h, [u8]>>, ()> {
+        let Some(value) = up.get("location") else {
+            return Ok(None);
         };
         let host = ex.header("host").and_then(|v| std::str::from_utf8(v).ok());
         let out = self
             .config
             .location
-            .rewrite(text, self.cluster.authority(id), host);
+            .rewrite(value, self.cluster.origin(id), host);
         self.series.location(out.outcome);
-        if out.outcome == location::Outcome::Foreign {
-            return Some(Cow::Borrowed(value));
+        match (out.outcome, out.value) {
+            (location::Outcome::Unsafe, _) => Err(()),
+            (_, None) => Ok(Some(Cow::Borrowed(value))),
+            (_, Some(rewritten)) => {
+                let tagged = self
+                    .cluster
+                    .tag_location(id, &rewritten)
+                    .unwrap_or(rewritten);
+                Ok(Some(Cow::Owned(tagged.into_bytes())))
+            }
         }
-        let value = self
-            .cluster
-            .tag_location(id, &out.value)
-            .unwrap_or(out.value);
-        Some(Cow::Owned(value.into_bytes()))
     }
 }

@@ -31,35 +31,53 @@ pub struct Answer {
     pub body: Bytes,
 }
 
+/// What the caller accepts as the answer to its request: an answer head of another shape is a
+/// stray (an answer meant for an earlier request on the same connection), and the exchange
+/// fails instead (502; the connection is dropped).
+pub type Expect<'a> = &'a (dyn Fn(&AnswerHead) -> bool + Sync);
+
+/// How far an exchange got before it failed (see the retry rule of [`send`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reached {
+    /// Not one byte of the request was written.
+    NothingWritten,
+    /// Bytes were written; no answer byte arrived.
+    Written,
+    /// Answer bytes arrived.
+    Answered,
+}
+
 /// Sends `wire` (a serialized request, head and body) to `member` in one write and reads the
 /// whole answer. `to_head`: the request is a HEAD (its answer has no body). `replayable`: its
 /// method is safe to send twice (GET, HEAD).
 ///
-/// Retry rule (`docs/operations.md`, "Retries — the exact rule"): a POST is sent again only
-/// where the upstream cannot have read it (RFC 9110 §9.2.2).
+/// Retry rule (`docs/operations.md`, "Retries — the exact rule"): a request is sent again only
+/// where the upstream cannot have taken any of it, or where sending it twice is harmless.
 /// - A pooled connection that received bytes or a close while it sat idle is not used.
-/// - When no connection can be made, or a connection is reset (TCP RST, or found reset when
-///   writing) before a single answer byte, the upstream did not read the whole request: the
-///   socket still held unread bytes of it when it went away (a keep-alive connection it
-///   closed, a connection in the backlog of a process being killed). On a pooled connection the
-///   request is sent once more on a new one; otherwise the failure is [`Failure::unread`], and
-///   the caller may move the request to another upstream.
-/// - A pooled connection closed (FIN) before a single answer byte is sent again on a new
-///   connection for GET and HEAD only: a POST may have been read and processed.
+/// - A POST (any method but GET and HEAD) is sent again only when not one byte of it was
+///   written: on a pooled connection the write itself failed at once (the upstream had closed
+///   it), or no connection could be made. Once any byte was written, a failure is final: the
+///   upstream may have read and processed it, and a `sessionStart` sent twice opens two
+///   sessions. When no byte of it was taken by any upstream the failure is [`Failure::unread`]
+///   and the caller may move it to another upstream.
+/// - A GET or HEAD on a pooled connection that failed before a single answer byte (closed or
+///   reset) is sent once more on a new connection.
 ///
-/// Any other failure — a timeout, a close without an answer, a broken answer — is final.
+/// Any other failure — a timeout, a close without an answer, a broken or stray answer — is
+/// final.
 pub(super) async fn send(
     member: &Member,
     wire: &[u8],
     to_head: bool,
     replayable: bool,
+    expect: Expect<'_>,
 ) -> Result<Answer, Failure> {
     if let Some(stream) = member.idle.take_quiet(still_quiet) {
-        match exchange(member, stream, wire, to_head).await {
+        match exchange(member, stream, wire, to_head, expect).await {
             Ok(answer) => return Ok(answer),
-            Err((failure, false))
-                if failure.is_connection_reset()
-                    || (replayable && failure.kind == super::FailureKind::Reset) =>
+            Err((failure, reached))
+                if reached == Reached::NothingWritten
+                    || (replayable && reached == Reached::Written) =>
             {
                 log::debug!(
                     "upstream {}: pooled connection failed before an answer ({failure}), sending again on a new one",
@@ -74,17 +92,14 @@ pub(super) async fn send(
         .new_stream(&member.peer)
         .await
         .map_err(Failure::connecting)?;
-    exchange(member, stream, wire, to_head)
+    exchange(member, stream, wire, to_head, expect)
         .await
-        .map_err(|(failure, received)| {
-            if !received && failure.is_connection_reset() {
-                Failure {
-                    unread: true,
-                    ..failure
-                }
-            } else {
-                failure
-            }
+        .map_err(|(failure, reached)| {
+            // Nothing taken (a POST not written at all; a GET or HEAD reset before its answer):
+            // another upstream may have it.
+            let unread = reached == Reached::NothingWritten
+                || (replayable && reached == Reached::Written && failure.is_connection_reset());
+            Failure { unread, ..failure }
         })
 }
 
@@ -99,40 +114,58 @@ fn still_quiet(stream: &mut Stream) -> bool {
 }
 
 /// Writes the request and reads the whole answer, then gives the connection back to the pool
-/// when the answer allows it. On failure, also says whether any answer byte had arrived.
+/// when the answer allows it. On failure, also says how far the exchange got.
 async fn exchange(
     member: &Member,
     mut stream: Stream,
     wire: &[u8],
     to_head: bool,
-) -> Result<Answer, (Failure, bool)> {
+    expect: Expect<'_>,
+) -> Result<Answer, (Failure, Reached)> {
     let s = &member.settings;
-    write(&mut stream, wire, s.write_timeout)
-        .await
-        .map_err(|f| (f, false))?;
-    let mut reader = Reader::new(&mut stream, s.read_timeout);
+    write(&mut stream, wire, s.write_timeout).await?;
+    // The whole answer must arrive within the response timeout of the end of the write (a
+    // trickled answer), each read within the read timeout.
+    let whole = tokio::time::Instant::now() + s.response_timeout;
+    let mut reader = Reader::new(&mut stream, s.read_timeout, Some(whole));
+    let reached = |reader: &Reader| {
+        if reader.received {
+            Reached::Answered
+        } else {
+            Reached::Written
+        }
+    };
     // Informational answers are never final (RFC 9110 §15.2): they are skipped, up to a bound.
     // A 101 was not asked for (no request carries Upgrade). Either way the connection is out of
     // step and is dropped, never relayed or pooled.
     let mut interim = 0;
     let head = loop {
-        let head = reader.read_head(to_head).await?;
+        let head = match reader.read_head(to_head).await {
+            Ok(head) => head,
+            Err(f) => return Err((f, reached(&reader))),
+        };
         if head.status == 101 {
-            return Err((
-                Failure::protocol("unsolicited 101 Switching Protocols"),
-                true,
-            ));
+            let f = Failure::protocol("unsolicited 101 Switching Protocols");
+            return Err((f, Reached::Answered));
         }
         if (100..200).contains(&head.status) {
             interim += 1;
             if interim > ANSWER_INTERIM {
-                return Err((Failure::protocol("too many informational answers"), true));
+                let f = Failure::protocol("too many informational answers");
+                return Err((f, Reached::Answered));
             }
             continue;
         }
         break head;
     };
-    let body = reader.read_body(head.framing).await?;
+    if !expect(&head) {
+        let f = Failure::protocol("an answer that cannot be the answer to the request");
+        return Err((f, Reached::Answered));
+    }
+    let body = reader
+        .read_body(head.framing)
+        .await
+        .map_err(|f| (f, Reached::Answered))?;
     // Bytes beyond the answer mean the stream is out of step: not reused.
     let clean = reader.buf.is_empty() && head.framing != Framing::UntilClose;
     if head.keep_alive && clean {
@@ -141,15 +174,38 @@ async fn exchange(
     Ok(Answer { head, body })
 }
 
-async fn write(stream: &mut Stream, wire: &[u8], timeout: Duration) -> Result<(), Failure> {
+/// Writes `wire` whole; a failure says whether any byte of it had been written.
+async fn write(
+    stream: &mut Stream,
+    wire: &[u8],
+    timeout: Duration,
+) -> Result<(), (Failure, Reached)> {
+    let mut written = 0;
     let write = async {
-        stream.write_all(wire).await?;
+        while written < wire.len() {
+            match stream.write(&wire[written..]).await {
+                Ok(0) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::WriteZero,
+                        "the connection took no more bytes",
+                    ))
+                }
+                Ok(n) => written += n,
+                Err(e) => return Err(e),
+            }
+        }
         stream.flush().await
     };
-    match deadline::within(timeout, write).await {
+    let result = deadline::within(timeout, write).await;
+    let reached = if written == 0 {
+        Reached::NothingWritten
+    } else {
+        Reached::Written
+    };
+    match result {
         Some(Ok(())) => Ok(()),
-        Some(Err(e)) => Err(Failure::io("writing the request", e)),
-        None => Err(Failure::timeout("writing the request")),
+        Some(Err(e)) => Err((Failure::io("writing the request", e), reached)),
+        None => Err((Failure::timeout("writing the request"), reached)),
     }
 }
 
@@ -163,30 +219,38 @@ struct Reader<'s> {
 }
 
 impl<'s> Reader<'s> {
-    fn new(stream: &'s mut Stream, timeout: Duration) -> Reader<'s> {
+    /// `whole`: the deadline of the whole answer (`None`: only each read is bounded).
+    fn new(
+        stream: &'s mut Stream,
+        timeout: Duration,
+        whole: Option<tokio::time::Instant>,
+    ) -> Reader<'s> {
         Reader {
             stream,
             buf: BytesMut::with_capacity(4096),
             limits: body::Limits {
                 per_read: timeout,
-                whole: None,
+                whole,
             },
             received: false,
         }
     }
 
     /// Reads and parses the next answer head; the bytes after it stay in the buffer.
-    async fn read_head(&mut self, to_head: bool) -> Result<AnswerHead, (Failure, bool)> {
+    async fn read_head(&mut self, to_head: bool) -> Result<AnswerHead, Failure> {
         loop {
             if !self.buf.is_empty() {
                 let data = self.buf.split().freeze();
                 match answer::parse(&data, to_head) {
+                    Ok(Some((_, len))) if len > ANSWER_HEAD_BYTES => {
+                        return Err(Failure::protocol("answer head too large"))
+                    }
                     Ok(Some((head, len))) => {
                         self.buf = BytesMut::from(&data[len..]);
                         return Ok(head);
                     }
                     Ok(None) if data.len() > ANSWER_HEAD_BYTES => {
-                        return Err((Failure::protocol("answer head too large"), true))
+                        return Err(Failure::protocol("answer head too large"))
                     }
                     // Incomplete: keep the bytes (the buffer is the only owner again).
                     Ok(None) => {
@@ -194,32 +258,32 @@ impl<'s> Reader<'s> {
                             .try_into_mut()
                             .unwrap_or_else(|shared| BytesMut::from(&shared[..]))
                     }
-                    Err(e) => return Err((Failure::protocol(e.0), true)),
+                    Err(e) => return Err(Failure::protocol(e.0)),
                 }
             }
             if !self.read_more().await? {
-                return Err((Failure::closed(), self.received));
+                return Err(Failure::closed());
             }
         }
     }
 
-    async fn read_body(&mut self, framing: Framing) -> Result<Bytes, (Failure, bool)> {
+    async fn read_body(&mut self, framing: Framing) -> Result<Bytes, Failure> {
         let mut reader = BodyReader::new(framing, ANSWER_BODY_BYTES)
-            .map_err(|_| (Failure::protocol("answer body too large"), true))?;
+            .map_err(|_| Failure::protocol("answer body too large"))?;
         body::read(self.stream, &mut self.buf, &mut reader, self.limits)
             .await
-            .map_err(|e| (read_failure(e), true))
+            .map_err(read_failure)
     }
 
     /// Reads more; `false` when the upstream closed the connection.
-    async fn read_more(&mut self) -> Result<bool, (Failure, bool)> {
+    async fn read_more(&mut self) -> Result<bool, Failure> {
         match body::read_more(self.stream, &mut self.buf, self.limits).await {
             Ok(0) => Ok(false),
             Ok(_) => {
                 self.received = true;
                 Ok(true)
             }
-            Err(e) => Err((read_failure(e), self.received)),
+            Err(e) => Err(read_failure(e)),
         }
     }
 }
@@ -272,10 +336,12 @@ pub(super) async fn probe(
             "GET {path} HTTP/1.1\r\nhost: {}\r\nuser-agent: mediagate-health-check\r\nconnection: close\r\n\r\n",
             member.settings.authority
         );
-        write(&mut stream, head.as_bytes(), timeout).await?;
-        let mut reader = Reader::new(&mut stream, timeout);
+        write(&mut stream, head.as_bytes(), timeout)
+            .await
+            .map_err(|(f, _)| f)?;
+        let mut reader = Reader::new(&mut stream, timeout, None);
         let answer = loop {
-            let head = reader.read_head(false).await.map_err(|(f, _)| f)?;
+            let head = reader.read_head(false).await?;
             if !(100..200).contains(&head.status) || head.status == 101 {
                 break head;
             }

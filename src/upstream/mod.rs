@@ -74,6 +74,8 @@ pub struct Request<'a> {
     /// Serializes the request (head and body) for one upstream, given the path and the
     /// upstream's authority (its `Host`).
     pub wire: &'a (dyn Fn(&str, &str) -> Vec<u8> + Sync),
+    /// Which answer heads can be the answer to this request (see [`client::Expect`]).
+    pub expect: client::Expect<'a>,
 }
 
 /// An answer, and who gave it.
@@ -217,9 +219,14 @@ impl Cluster {
         sid::tag_location(location, &self.member(id).settings.token)
     }
 
-    /// The authority of `id` (the `Host` it is sent), normalized.
-    pub fn authority(&self, id: UpstreamId) -> &str {
-        &self.member(id).settings.authority
+    /// The scheme (`http`, `https`) and the authority (the `Host` it is sent, normalized) of
+    /// `id`.
+    pub fn origin(&self, id: UpstreamId) -> location::Upstream<'_> {
+        let s = &self.member(id).settings;
+        location::Upstream {
+            scheme: if s.tls { "https" } else { "http" },
+            authority: &s.authority,
+        }
     }
 
     /// Sends a request and returns the first answer. A balanced request moves to the next
@@ -246,7 +253,7 @@ impl Cluster {
             };
             let wire = (req.wire)(path, &member.settings.authority);
             let started = Instant::now();
-            match client::send(member, &wire, to_head, replayable).await {
+            match client::send(member, &wire, to_head, replayable, req.expect).await {
                 Ok(answer) => {
                     member.health.record_success();
                     let elapsed = started.elapsed();

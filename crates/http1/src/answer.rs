@@ -64,7 +64,8 @@ pub fn parse(buf: &Bytes, to_head: bool) -> Result<Option<(AnswerHead, usize)>, 
     };
     let mut fields = Vec::with_capacity(res.headers.len());
     let mut length: Option<u64> = None;
-    let mut chunked = false;
+    // Only `chunked`, alone, is a transfer coding the gateway decodes.
+    let mut chunked_only = true;
     let mut transfer_encoding = false;
     let mut close = !http11;
     for f in res.headers.iter() {
@@ -77,12 +78,8 @@ pub fn parse(buf: &Bytes, to_head: bool) -> Result<Option<(AnswerHead, usize)>, 
             }
             length = Some(n);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            chunked_only &= !transfer_encoding && f.value.trim_ascii().eq_ignore_ascii_case(b"chunked");
             transfer_encoding = true;
-            chunked = f
-                .value
-                .split(|&b| b == b',')
-                .next_back()
-                .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"));
         } else if name.eq_ignore_ascii_case(b"connection") {
             for option in f.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
                 if option.eq_ignore_ascii_case(b"close") {
@@ -101,12 +98,12 @@ pub fn parse(buf: &Bytes, to_head: bool) -> Result<Option<(AnswerHead, usize)>, 
     }
     let framing = if to_head || status_has_no_body(status) {
         Framing::Empty
-    } else if chunked && http11 {
+    } else if transfer_encoding && chunked_only && http11 {
         Framing::Chunked
     } else if transfer_encoding {
-        // RFC 9112 §6.3: a transfer coding that does not end in chunked (or any in HTTP/1.0)
-        // overrides Content-Length, and the body ends with the connection.
-        Framing::UntilClose
+        // Another coding (gzip, a list, any in HTTP/1.0): relaying the body with the field
+        // removed would hand the player coded bytes it cannot read.
+        return Err(AnswerError("a transfer coding the gateway does not decode"));
     } else if let Some(n) = length {
         Framing::Length(n)
     } else {
@@ -151,18 +148,19 @@ mod tests {
         assert!(parsed("HTTP/1.1 099 Odd\r\nContent-Length: 0\r\n\r\n").is_err());
         assert!(parsed("HTTP/1.1 000 Odd\r\nContent-Length: 0\r\n\r\n").is_err());
         assert!(parsed("HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\n").is_err());
-        // A coding other than chunked last: the body runs to the close, whatever the length.
-        let h = answer(
-            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 3\r\n\r\nBODY",
-            false,
-        );
-        assert_eq!(h.framing, Framing::UntilClose);
-        assert!(!h.keep_alive);
-        let h = answer(
-            "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nBODY",
-            false,
-        );
-        assert_eq!(h.framing, Framing::UntilClose);
+        // Codings the gateway does not decode are refused, whatever the length says.
+        for coded in [
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 3\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: ,chunked\r\n\r\n",
+            "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ] {
+            assert!(parsed(coded).is_err(), "{coded:?}");
+        }
+        // No body to decode: the coding does not matter.
+        let h = answer("HTTP/1.1 204 No Content\r\nTransfer-Encoding: gzip\r\n\r\nBODY", false);
+        assert_eq!(h.framing, Framing::Empty);
         // Chunked with a length: read as chunked, and the connection is not reused.
         let h = answer(
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\nBODY",

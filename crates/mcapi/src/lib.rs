@@ -10,6 +10,7 @@
 //! no pingora, no tokio. The gateway, the emulator and `mediagate validate` all call [`check`],
 //! so they agree on every verdict.
 
+pub mod answer;
 pub mod content_type;
 pub mod cors;
 pub mod error;
@@ -221,6 +222,19 @@ pub enum Severity {
     Warning,
 }
 
+impl Violation {
+    /// The last entry of a cut list: how many more violations were found.
+    pub fn truncated(more: u64) -> Violation {
+        Violation {
+            path: String::new(),
+            rule: rules::Rule::Truncated,
+            detail: format!("{more} more violations were found and are not listed"),
+            severity: Severity::Error,
+            event_type: None,
+        }
+    }
+}
+
 /// One thing wrong with a body, addressed by a JSON Pointer. Serializes to the error object of
 /// `docs/api-rules.md` (§1.6): `{"path", "rule", "detail"}`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -280,13 +294,22 @@ impl<'a> Document<'a> {
     }
 }
 
+/// At most this many violations of a body are listed (the rest are only counted, by rule in
+/// [`Checked::omitted`]), so that an error answer stays small whatever the body holds.
+pub const MAX_LISTED: usize = 100;
+/// ...and at most about this many bytes of paths and details.
+pub const MAX_LISTED_BYTES: usize = 48 * 1024;
+
 /// The outcome of [`check`]: the parsed document (when the body is JSON and an object or an
-/// array) and every violation found, errors and warnings alike.
+/// array) and the violations found, errors and warnings alike: the first ones listed (up to
+/// [`MAX_LISTED`]), the others counted.
 #[derive(Debug)]
 pub struct Checked<'a> {
     pub text: &'a str,
     pub document: Option<Document<'a>>,
     pub violations: Vec<Violation>,
+    /// Violations found beyond the listed ones: rule, severity and how many.
+    pub omitted: Vec<(rules::Rule, Severity, u32)>,
 }
 
 impl Checked<'_> {
@@ -295,6 +318,12 @@ impl Checked<'_> {
             .violations
             .iter()
             .any(|v| v.severity == Severity::Error)
+            && !self.omitted.iter().any(|(_, s, _)| *s == Severity::Error)
+    }
+
+    /// How many violations were found and not listed.
+    pub fn omitted_count(&self) -> u64 {
+        self.omitted.iter().map(|(_, _, n)| u64::from(*n)).sum()
     }
 
     pub fn errors(&self) -> impl Iterator<Item = &Violation> {

@@ -77,6 +77,7 @@ rules! {
     FeatureDisabled => "feature_disabled", "statesUpdate while it is switched off in the validation policies.";
     TsWindow => "ts_window", "playerTime.ts is outside the configured sanity window around the gateway's clock.";
     ToleratedParam => "tolerated_param", "Warning: an undocumented parameter real traffic carries (podFriendlyName on adStart, media.errorId/errorSource on error).";
+    Truncated => "truncated", "Not a check: the last entry of a list of violations that was cut short, saying how many more were found.";
 }
 
 impl Rule {
@@ -1092,7 +1093,7 @@ mod tests {
             assert_eq!(Rule::parse(name), Some(rule));
             assert!(!rule.description().is_empty() && !rule.description().contains('\n'));
         }
-        assert_eq!(Rule::ALL.len(), 27);
+        assert_eq!(Rule::ALL.len(), 28);
         assert_eq!(Rule::parse("nope"), None);
     }
 

@@ -30,6 +30,7 @@
 use super::rules::{self, EventSpec, KeySet, Rule, ValueType, DUPLICATE};
 use super::{
     Checked, Document, Endpoint, Event, EventType, Policies, Severity, UnknownParams, Violation,
+    MAX_LISTED, MAX_LISTED_BYTES,
 };
 use json::{Kind, Object, Parsed, Raw};
 use std::fmt::Write;
@@ -47,6 +48,8 @@ pub fn check<'a>(
         now_ms,
         current: None,
         violations: Vec::new(),
+        listed_bytes: 0,
+        omitted: Vec::new(),
     };
     let text = match json::utf8(body) {
         Ok(text) => text,
@@ -71,6 +74,9 @@ struct Validator<'p> {
     /// The type of the event being walked, stamped on its violations.
     current: Option<EventType>,
     violations: Vec<Violation>,
+    /// Bytes of paths and details listed so far.
+    listed_bytes: usize,
+    omitted: Vec<(Rule, Severity, u32)>,
 }
 
 /// Where an event sits: decides the endpoint check, the path prefix and the ts window.
@@ -127,10 +133,24 @@ impl Validator<'_> {
             text,
             document,
             violations: self.violations,
+            omitted: self.omitted,
         }
     }
 
     fn push(&mut self, path: String, rule: Rule, severity: Severity, detail: String) {
+        self.listed_bytes += path.len() + detail.len();
+        if self.violations.len() >= MAX_LISTED || self.listed_bytes > MAX_LISTED_BYTES {
+            // Counted, not listed: a body with 80 000 duplicate keys gets a short answer.
+            match self
+                .omitted
+                .iter_mut()
+                .find(|(r, s, _)| *r == rule && *s == severity)
+            {
+                Some((_, _, n)) => *n = n.saturating_add(1),
+                None => self.omitted.push((rule, severity, 1)),
+            }
+            return;
+        }
         self.violations.push(Violation {
             path,
             rule,
