@@ -61,7 +61,10 @@ fn an_access_log_file_is_reopened_on_sigusr1() {
     let dir = testkit::scratch_dir("logfile");
     let path = dir.join("access.log");
     let gw = Gateway::start(Options {
-        tables: toml(&format!("[log]\naccess_log_path = \"{}\"\n", path.display())),
+        tables: toml(&format!(
+            "[log]\naccess_log_path = \"{}\"\n",
+            path.display()
+        )),
         ..Options::default()
     });
     session_starts(&gw, 1);
@@ -82,6 +85,9 @@ fn an_access_log_file_is_reopened_on_sigusr1() {
     });
     assert!(reopened.is_some(), "no new access.log after SIGUSR1");
     assert_eq!(lines(&rotated), 1, "the rotated file keeps its line");
-    assert!(gw.access_log().is_empty(), "stdout gets nothing when a path is set");
+    assert!(
+        gw.access_log().is_empty(),
+        "stdout gets nothing when a path is set"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -309,7 +309,10 @@ fn a_session_start_reset_after_its_write_is_not_sent_again() {
             other => panic!("unexpected {other}: {}\n{}", r.text(), gw.stderr()),
         }
     }
-    assert!(failed >= 1 && rude.accepted() >= 1, "the rude upstream was tried");
+    assert!(
+        failed >= 1 && rude.accepted() >= 1,
+        "the rude upstream was tried"
+    );
     assert_eq!(
         good.sessions().len(),
         created,
@@ -416,8 +419,8 @@ impl KeepAliveUpstream {
                         AfterFirst::ReadNextThenReset => {
                             let _ = read_request(&mut stream);
                             // SO_LINGER 0: the close sends a reset, not a FIN.
-                            let _ = socket2::SockRef::from(&stream)
-                                .set_linger(Some(Duration::ZERO));
+                            let _ =
+                                socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
                         }
                     }
                 });

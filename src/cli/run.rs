@@ -30,7 +30,7 @@ use crate::upstream::Cluster;
 
 /// How long the logs may take to be written out at exit.
 const LOG_CLOSE: Duration = Duration::from_secs(2);
-/// Threads of the admin and emulator listeners.
+/// Threads of the admin listener (scrapes and probes).
 const SIDE_THREADS: usize = 1;
 
 pub fn run(path: &Path, upgrade: bool, ready_file: Option<PathBuf>) -> ExitCode {
@@ -60,11 +60,9 @@ pub fn run(path: &Path, upgrade: bool, ready_file: Option<PathBuf>) -> ExitCode 
             }
         }
     };
-    let diagnostics = diagnostics::init(&config.log.level, metrics.diagnostics_dropped.clone());
+    diagnostics::init(&config.log.level, metrics.diagnostics_dropped.clone());
     let code = serve(config, metrics, sockets, upgrade, ready_file);
-    if let Some(sink) = diagnostics {
-        sink.close(LOG_CLOSE);
-    }
+    diagnostics::flush(LOG_CLOSE);
     code
 }
 
@@ -141,6 +139,11 @@ fn serve(
     if let Some(acceptor) = tls {
         gateway = gateway.with_tls(acceptor);
     }
+    let gateway = gateway.with_connection_limit(
+        config.server.max_connections,
+        metrics.connections_open.clone(),
+        metrics.load_shed.with_label_values(&["max_connections"]),
+    );
     server.add_service(gateway);
 
     let readiness = Readiness::new_ready();
@@ -199,7 +202,9 @@ fn serve(
             .collect::<Vec<_>>()
             .join(", ")
     );
+    diagnostics::buffered();
     server.run(RunArgs::default());
+    diagnostics::flush(LOG_CLOSE);
     if let Some(sink) = access_sink {
         sink.close(LOG_CLOSE);
     }
@@ -264,10 +269,9 @@ pub fn emulate(settings: EmulatorSettings, ready_file: Option<PathBuf>) -> ExitC
             return ExitCode::FAILURE;
         }
     };
-    let dropped = prometheus::IntCounter::new("diagnostics_dropped", "-");
-    let diagnostics = dropped
-        .ok()
-        .and_then(|counter| diagnostics::init("info", counter));
+    if let Ok(dropped) = prometheus::IntCounter::new("diagnostics_dropped", "-") {
+        diagnostics::init("info", dropped);
+    }
     let conf = ServerConf {
         threads: 2,
         grace_period_seconds: Some(1),
@@ -291,10 +295,9 @@ pub fn emulate(settings: EmulatorSettings, ready_file: Option<PathBuf>) -> ExitC
         app,
         report,
     ));
+    diagnostics::buffered();
     server.run(RunArgs::default());
-    if let Some(sink) = diagnostics {
-        sink.close(LOG_CLOSE);
-    }
+    diagnostics::flush(LOG_CLOSE);
     ExitCode::SUCCESS
 }
 

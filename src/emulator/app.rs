@@ -78,13 +78,15 @@ impl App for EmulatorApp {
         ConnSettings {
             read_timeout: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(60),
         }
     }
 
     async fn serve<'a, 'c: 'a>(&'a self, ex: &'a mut Exchange<'c>) {
         let reply = self.reply(ex).await;
         let with_body = ex.head.method != http::Method::HEAD;
-        let out = reply.to_wire(ex.version(), ex.keep_alive(), with_body);
+        let date = httpdate::fmt_http_date(SystemTime::now());
+        let out = reply.to_wire(&date, ex.version(), ex.keep_alive(), with_body);
         if ex.send(&out).await.is_err() {
             ex.close_after();
         }

@@ -94,6 +94,7 @@ mod tests {
             text: std::str::from_utf8(body).unwrap_or(""),
             document: None,
             violations: Vec::new(),
+            omitted: Vec::new(),
         }
     }
 
@@ -138,6 +139,7 @@ mod tests {
             text,
             document: Some(Document::Single(event)),
             violations: Vec::new(),
+            omitted: Vec::new(),
         };
         let e = events_of(&checked, b"ignored").unwrap();
         assert_eq!(e.events[0].event_type, Some(EventType::Ping));

@@ -123,13 +123,20 @@ impl Reply {
             .map(|(_, v)| v)
     }
 
-    /// The answer's bytes: head (with `Content-Length` when the status has a body) and, unless
-    /// the request was a HEAD, the body.
-    pub fn to_wire(&self, version: Version, keep_alive: bool, with_body: bool) -> Vec<u8> {
+    /// The answer's bytes: head (with `Date`, and `Content-Length` when the status has a body)
+    /// and, unless the request was a HEAD, the body.
+    pub fn to_wire(
+        &self,
+        date: &str,
+        version: Version,
+        keep_alive: bool,
+        with_body: bool,
+    ) -> Vec<u8> {
         let has_length = !(self.status.is_informational()
             || self.status == StatusCode::NO_CONTENT
             || self.status == StatusCode::NOT_MODIFIED);
         let mut head = ResponseHead::new(self.status.as_u16(), 512 + self.body.len());
+        head.header("date", date.as_bytes());
         for (name, value) in &self.headers {
             head.header(name.as_str(), value.as_bytes());
         }
@@ -152,7 +159,8 @@ mod tests {
     use http1::answer::AnswerHead;
 
     fn wire(r: &Reply) -> (AnswerHead, Vec<u8>) {
-        let bytes = bytes::Bytes::from(r.to_wire(Version::Http11, true, true));
+        let date = "Tue, 01 Dec 2026 21:00:00 GMT";
+        let bytes = bytes::Bytes::from(r.to_wire(date, Version::Http11, true, true));
         let (head, n) = http1::answer::parse(&bytes, false).unwrap().unwrap();
         (head, bytes[n..].to_vec())
     }

@@ -24,6 +24,9 @@ pub enum ReadError {
     /// No byte arrived within the per-read timeout, or the whole-body deadline passed.
     #[error("the body stalled")]
     Timeout,
+    /// The caller refused to hold the bytes that arrived (a memory budget).
+    #[error("no room for the body")]
+    Refused,
     #[error("the connection failed: {0}")]
     Io(#[from] io::Error),
 }
@@ -48,19 +51,25 @@ pub struct Limits {
 }
 
 /// Reads the rest of a body: `buf` holds what already arrived (the bytes after the head); on
-/// return it holds whatever followed the body.
+/// return it holds whatever followed the body. `admit` is told of the bytes of each read
+/// before they are kept; `false` ends the read with [`ReadError::Refused`].
 pub async fn read<S: AsyncRead + Unpin + ?Sized>(
     stream: &mut S,
     buf: &mut BytesMut,
     reader: &mut BodyReader,
     limits: Limits,
+    admit: &mut (dyn FnMut(usize) -> bool + Send),
 ) -> Result<Bytes, ReadError> {
     loop {
         if let Step::Done(body) = reader.feed(buf)? {
             return Ok(body);
         }
-        if read_more(stream, buf, limits).await? == 0 {
+        let n = read_more(stream, buf, limits).await?;
+        if n == 0 {
             return Ok(reader.end_of_stream(buf)?);
+        }
+        if !admit(n) {
+            return Err(ReadError::Refused);
         }
     }
 }
@@ -110,7 +119,7 @@ mod tests {
         });
         let mut buf = BytesMut::new();
         let mut reader = BodyReader::new(Framing::Chunked, 100).unwrap();
-        let body = read(&mut server, &mut buf, &mut reader, limits())
+        let body = read(&mut server, &mut buf, &mut reader, limits(), &mut |_| true)
             .await
             .unwrap();
         assert_eq!(&body[..], b"hello");
@@ -128,7 +137,7 @@ mod tests {
         drop(client);
         let mut reader = BodyReader::new(Framing::Length(3), 100).unwrap();
         let mut buf = BytesMut::from(&b"ab"[..]);
-        let err = read(&mut server, &mut buf, &mut reader, limits()).await;
+        let err = read(&mut server, &mut buf, &mut reader, limits(), &mut |_| true).await;
         assert!(matches!(err, Err(ReadError::Truncated)), "{err:?}");
 
         let (_client, mut server) = tokio::io::duplex(64);
@@ -137,7 +146,52 @@ mod tests {
             per_read: Duration::from_millis(20),
             whole: None,
         };
-        let err = read(&mut server, &mut BytesMut::new(), &mut reader, short).await;
+        let err = read(
+            &mut server,
+            &mut BytesMut::new(),
+            &mut reader,
+            short,
+            &mut |_| true,
+        )
+        .await;
         assert!(matches!(err, Err(ReadError::Timeout)), "{err:?}");
+        // A whole-body deadline ends a body that trickles in.
+        let (mut client, mut server) = tokio::io::duplex(64);
+        let trickle = tokio::spawn(async move {
+            for _ in 0..50 {
+                if client.write_all(b"x").await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        let mut reader = BodyReader::new(Framing::Length(100), 100).unwrap();
+        let whole = Limits {
+            per_read: Duration::from_secs(5),
+            whole: Some(tokio::time::Instant::now() + Duration::from_millis(100)),
+        };
+        let err = read(
+            &mut server,
+            &mut BytesMut::new(),
+            &mut reader,
+            whole,
+            &mut |_| true,
+        )
+        .await;
+        assert!(matches!(err, Err(ReadError::Timeout)), "{err:?}");
+        trickle.abort();
+        // A refusal of the bytes that arrived ends the read.
+        let (mut client, mut server) = tokio::io::duplex(64);
+        client.write_all(b"abc").await.unwrap();
+        let mut reader = BodyReader::new(Framing::Length(10), 100).unwrap();
+        let err = read(
+            &mut server,
+            &mut BytesMut::new(),
+            &mut reader,
+            limits(),
+            &mut |_| false,
+        )
+        .await;
+        assert!(matches!(err, Err(ReadError::Refused)), "{err:?}");
     }
 }

@@ -60,6 +60,7 @@ impl App for AdminApp {
         ConnSettings {
             read_timeout: Duration::from_secs(10),
             keepalive_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(10),
         }
     }
 
@@ -85,6 +86,8 @@ impl App for AdminApp {
         // The admin app never reads bodies: a request with one closes the connection after.
         let _ = ex.read_body(0).await;
         let mut head = ResponseHead::new(status, 256 + body.len());
+        let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+        head.header("date", date.as_bytes());
         head.header("content-type", content_type.as_bytes());
         if status == 405 {
             head.header("allow", b"GET, HEAD");

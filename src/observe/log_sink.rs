@@ -97,7 +97,10 @@ impl LogSink {
         write(&mut state.pending);
         state.pending.push(b'\n');
         state.lines += 1;
-        let crossed = before < FLUSH_AT && state.pending.len() >= FLUSH_AT;
+        // Written out early once a good part of the buffer is used (a small buffer must not
+        // fill before the writer wakes).
+        let at = FLUSH_AT.min(self.shared.capacity / 2);
+        let crossed = before < at && state.pending.len() >= at;
         drop(state);
         if crossed {
             self.shared.wake.notify_one();
@@ -150,7 +153,10 @@ impl Shared {
                 let mut state = self.lock();
                 state.writing = false;
                 self.drained.notify_all();
-                if state.pending.len() < FLUSH_AT && !state.reopen && !state.stop {
+                if state.pending.len() < FLUSH_AT.min(self.capacity / 2)
+                    && !state.reopen
+                    && !state.stop
+                {
                     state = match self.wake.wait_timeout(state, FLUSH_EVERY) {
                         Ok((s, _)) => s,
                         Err(p) => p.into_inner().0,
@@ -227,22 +233,6 @@ impl Output {
 
 fn append(path: &std::path::Path) -> io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
-}
-
-/// A `Write` into a sink, one call one record (for the diagnostic logger): a record that does
-/// not fit is dropped whole, and the caller is never told to retry.
-pub struct SinkWriter(pub Arc<LogSink>);
-
-impl Write for SinkWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let text = buf.strip_suffix(b"\n").unwrap_or(buf);
-        self.0.line(|out| out.extend_from_slice(text));
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 #[cfg(test)]

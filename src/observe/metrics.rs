@@ -14,6 +14,9 @@ use prometheus::{
 
 use mcapi::{EventType, CONTENT_TYPES};
 
+/// The `reason` label values of `mediagate_load_shed_total`.
+pub const LOAD_SHED_REASONS: [&str; 3] = ["inflight_body_bytes", "rate_limit", "max_connections"];
+
 pub struct Metrics {
     registry: Registry,
     pub requests: IntCounterVec,
@@ -33,6 +36,9 @@ pub struct Metrics {
     pub inflight: IntGauge,
     pub access_log_dropped: IntCounter,
     pub diagnostics_dropped: IntCounter,
+    pub load_shed: IntCounterVec,
+    pub connections_open: IntGauge,
+    pub headers_dropped: IntCounterVec,
     pub build_info: IntGaugeVec,
     pub start_time: Gauge,
 }
@@ -121,7 +127,7 @@ impl Metrics {
         registry.register(Box::new(upstream_healthy.clone()))?;
         let location_rewrites = counter(
             "mediagate_location_rewrites_total",
-            "Location headers seen on upstream answers, by outcome (kept, rewritten, foreign).",
+            "Location headers seen on upstream answers, by outcome (kept, rewritten, foreign, unsafe: not relayed, 502).",
             &["outcome"],
         )?;
         let body_rewrites = counter(
@@ -146,6 +152,21 @@ impl Metrics {
             "Diagnostic log lines (stderr) dropped because their reader did not keep up.",
         )?;
         registry.register(Box::new(diagnostics_dropped.clone()))?;
+        let load_shed = counter(
+            "mediagate_load_shed_total",
+            "Requests and connections refused to protect the gateway, by reason (inflight_body_bytes: 503, rate_limit: 429, max_connections: times accepting paused at the cap).",
+            &["reason"],
+        )?;
+        let connections_open = IntGauge::new(
+            "mediagate_connections_open",
+            "Players' connections open now.",
+        )?;
+        registry.register(Box::new(connections_open.clone()))?;
+        let headers_dropped = counter(
+            "mediagate_headers_dropped_total",
+            "Request header fields not forwarded upstream, by reason (underscore: a name with '_').",
+            &["reason"],
+        )?;
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "mediagate_build_info",
@@ -186,6 +207,9 @@ impl Metrics {
             inflight,
             access_log_dropped,
             diagnostics_dropped,
+            load_shed,
+            connections_open,
+            headers_dropped,
             build_info,
             start_time,
         };
@@ -206,6 +230,10 @@ impl Metrics {
         for o in location::Outcome::ALL {
             self.location_rewrites.with_label_values(&[o.as_str()]);
         }
+        for reason in LOAD_SHED_REASONS {
+            self.load_shed.with_label_values(&[reason]);
+        }
+        self.headers_dropped.with_label_values(&["underscore"]);
     }
 
     /// The text exposition of every series.

@@ -118,7 +118,9 @@ impl Series {
         violations: &[Violation],
         omitted: &[(mcapi::rules::Rule, Severity, u32)],
     ) {
-        let listed = violations.iter().map(|v| (v.rule, v.severity, v.event_type, 1));
+        let listed = violations
+            .iter()
+            .map(|v| (v.rule, v.severity, v.event_type, 1));
         let counted = omitted.iter().map(|&(r, s, n)| (r, s, None, n));
         let m = &self.metrics;
         let route = route.template();

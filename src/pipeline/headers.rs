@@ -38,7 +38,10 @@ const NOT_FORWARDED_DOWNSTREAM: &[&str] = &[
 /// Serializes an HTTP/1.1 request header for the upstream (with room for the body after it).
 ///
 /// `set` are the headers the gateway sets (forwarding headers, request id, configured ones);
-/// they replace any client header of the same name.
+/// they replace any client header of the same name. `underscores`: forward client header names
+/// containing `_`; by default they are dropped (as nginx's `underscores_in_headers off`), since
+/// a backend that folds `_` into `-` (CGI, WSGI) would read `X_Forwarded_For` as the gateway's
+/// own `X-Forwarded-For`.
 pub fn request_head(
     method: &str,
     path_and_query: &str,
@@ -46,6 +49,7 @@ pub fn request_head(
     client_headers: &HeaderMap,
     set: &[(HeaderName, HeaderValue)],
     content_length: Option<usize>,
+    underscores: bool,
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(768 + content_length.unwrap_or(0));
     out.extend_from_slice(method.as_bytes());
@@ -58,6 +62,7 @@ pub fn request_head(
     for (name, value) in client_headers {
         let n = name.as_str();
         if NOT_FORWARDED_UPSTREAM.contains(&n)
+            || (!underscores && n.contains('_'))
             || nominated.iter().any(|c| c.eq_ignore_ascii_case(n))
             || set.iter().any(|(s, _)| s == name)
         {
@@ -100,6 +105,14 @@ pub fn downstream_headers<'a>(
     })
 }
 
+/// How many client header names contain `_` (dropped unless `underscores_in_headers`).
+pub fn underscore_names(client_headers: &HeaderMap) -> usize {
+    client_headers
+        .keys()
+        .filter(|n| n.as_str().contains('_'))
+        .count()
+}
+
 /// Header names listed in `Connection` (they are hop-by-hop too).
 fn connection_nominated(headers: &HeaderMap) -> Vec<String> {
     headers
@@ -134,11 +147,25 @@ mod tests {
         h.insert("content-type", "application/json".parse().unwrap());
         h.insert("x-forwarded-for", "1.2.3.4".parse().unwrap());
         h.insert("user-agent", "player/1".parse().unwrap());
+        h.insert("x_forwarded_for", "6.6.6.6".parse().unwrap());
         let set = [(
             HeaderName::from_static("x-forwarded-for"),
             HeaderValue::from_static("1.2.3.4, 5.6.7.8"),
         )];
-        let head = request_head("POST", "/api/v1/sessions", "up:8081", &h, &set, Some(42));
+        assert_eq!(underscore_names(&h), 1);
+        let kept = request_head("POST", "/", "up", &h, &set, None, true);
+        assert!(String::from_utf8(kept)
+            .unwrap()
+            .contains("x_forwarded_for: 6.6.6.6\r\n"));
+        let head = request_head(
+            "POST",
+            "/api/v1/sessions",
+            "up:8081",
+            &h,
+            &set,
+            Some(42),
+            false,
+        );
         let text = String::from_utf8(head).unwrap();
         assert!(text.starts_with("POST /api/v1/sessions HTTP/1.1\r\nhost: up:8081\r\n"));
         assert!(text.ends_with("content-length: 42\r\n\r\n"));
@@ -152,6 +179,7 @@ mod tests {
             "expect",
             "gw.example",
             "connection",
+            "6.6.6.6",
         ] {
             assert!(!text.contains(gone), "{gone} leaked: {text}");
         }

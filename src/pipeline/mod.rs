@@ -27,6 +27,7 @@ use crate::config::{Config, Mode};
 use crate::observe::access_log::AccessLog;
 use crate::observe::series::Series;
 use crate::server::answers::ErrorReply;
+use crate::server::budget::{BodyBudget, Held};
 use crate::server::connection::write_error;
 use crate::server::{App, BodyFailure, ConnSettings, Exchange};
 use crate::upstream::{self, Cluster, Target};
@@ -35,7 +36,7 @@ use mcapi::route::{self, Action};
 use mcapi::sid::OwnerError;
 use mcapi::Endpoint;
 use prepare::Decision;
-use record::Record;
+use record::{Counted, Record};
 
 type Result = std::io::Result<()>;
 
@@ -46,6 +47,8 @@ pub struct Gateway {
     series: Series,
     access_log: Option<AccessLog>,
     request_ids: RequestIds,
+    /// Body bytes held by all requests together (`[server] max_inflight_body_bytes`).
+    bodies: BodyBudget,
     /// Whether the listener speaks TLS (for `X-Forwarded-Proto`).
     tls: bool,
 }
@@ -59,6 +62,7 @@ impl Gateway {
     ) -> Gateway {
         Gateway {
             tls: config.server.tls.is_some(),
+            bodies: BodyBudget::new(config.server.max_inflight_body_bytes),
             config,
             cluster,
             series,
@@ -111,7 +115,8 @@ impl Gateway {
             let message = "unsupported content type: send application/json";
             return self.error(ex, ctx, 415, message).await;
         }
-        let Some(body) = self.read_body(ex, ctx).await? else {
+        // The body's bytes are held (in the budget) until the request ends.
+        let Some((body, _held)) = self.read_body(ex, ctx).await? else {
             return Ok(());
         };
         ctx.body_bytes = body.len();
@@ -191,10 +196,10 @@ impl Gateway {
         &self,
         ex: &mut Exchange<'_>,
         ctx: &mut RequestCtx,
-    ) -> std::io::Result<Option<Bytes>> {
+    ) -> std::io::Result<Option<(Bytes, Held<'_>)>> {
         let max = self.config.server.max_body_bytes;
-        let failure = match ex.read_body(max).await {
-            Ok(body) => return Ok(Some(body)),
+        let failure = match ex.read_body_within(max, &self.bodies).await {
+            Ok(read) => return Ok(Some(read)),
             Err(failure) => failure,
         };
         // The rest of the stream is not a request boundary any more: close after the answer.
@@ -212,6 +217,21 @@ impl Gateway {
                 log::debug!("request {}: reading the body failed: {why}", ctx.request_id);
                 self.error(ex, ctx, 400, "the request body could not be read")
                     .await?
+            }
+            BodyFailure::Overloaded => {
+                self.series
+                    .metrics()
+                    .load_shed
+                    .with_label_values(&["inflight_body_bytes"])
+                    .inc();
+                let reply = ErrorReply {
+                    headers: &[("retry-after", "1")],
+                    ..ErrorReply::plain(
+                        503,
+                        "the gateway holds too many request bodies: retry shortly",
+                    )
+                };
+                self.send_error(ex, ctx, &reply).await?
             }
         }
         Ok(None)
@@ -233,6 +253,17 @@ impl Gateway {
                 .upstream_headers(rules, &ectx, ex.peer(), self.tls)
         };
         let head = &ex.head;
+        let underscores = self.config.server.underscores_in_headers;
+        if !underscores {
+            let dropped = headers::underscore_names(&head.headers);
+            if dropped > 0 {
+                self.series
+                    .metrics()
+                    .headers_dropped
+                    .with_label_values(&["underscore"])
+                    .inc_by(dropped as u64);
+            }
+        }
         let payload = body.as_deref().unwrap_or_default();
         let wire = |path: &str, authority: &str| {
             let mut wire = headers::request_head(
@@ -242,6 +273,7 @@ impl Gateway {
                 &head.headers,
                 &set,
                 body.as_ref().map(Bytes::len),
+                underscores,
             );
             wire.extend_from_slice(payload);
             wire
@@ -341,6 +373,7 @@ impl Gateway {
                 violations: ctx.violations,
                 error: ctx.failure.map(|k| k.as_str()),
             },
+            Counted::Served,
         );
     }
 }
@@ -351,6 +384,7 @@ impl App for Gateway {
         ConnSettings {
             read_timeout: s.client_read_timeout,
             keepalive_timeout: Duration::from_secs(s.keepalive_timeout_seconds),
+            body_timeout: s.client_body_timeout,
         }
     }
 
@@ -398,6 +432,7 @@ impl App for Gateway {
                 violations: 0,
                 error: write_failed.then_some("client"),
             },
+            Counted::Refused,
         );
     }
 

@@ -28,9 +28,22 @@ pub struct Record<'a> {
     pub error: Option<&'a str>,
 }
 
+/// How the request counts in the metrics.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// A served request: its status, duration and body size.
+    Served,
+    /// A request head the server refused: its status only (its duration is the server's, not
+    /// a request's).
+    Refused,
+}
+
 /// Counts the request and writes its access log line (when the log is on).
-pub fn record(series: &Series, access_log: Option<&AccessLog>, r: &Record<'_>) {
-    series.request(r.route, r.status, r.elapsed.as_secs_f64(), r.body_bytes);
+pub fn record(series: &Series, access_log: Option<&AccessLog>, r: &Record<'_>, counted: Counted) {
+    match counted {
+        Counted::Served => series.request(r.route, r.status, r.elapsed.as_secs_f64(), r.body_bytes),
+        Counted::Refused => series.status(r.route, r.status),
+    }
     let Some(log) = access_log else {
         return;
     };

@@ -57,7 +57,7 @@ pub async fn serve<A: App>(app: &A, mut conn: Conn, mut shutdown: ShutdownWatch)
             }
         };
         let closing = keep_alive_off || *shutdown.borrow();
-        let mut ex = Exchange::new(&mut conn, head, rest, closing, settings.read_timeout);
+        let mut ex = Exchange::new(&mut conn, head, rest, closing, &settings);
         // A future of its own, so that an idle connection's task does not carry the request's
         // (routing, body, upstream exchange) state. A panic in it (a bug) ends this request
         // with a 500, not the connection's task without an answer.

@@ -21,6 +21,8 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadBuf};
 
+use super::budget::{BodyBudget, Held};
+use super::ConnSettings;
 use crate::io::body::{self, ReadError};
 use crate::io::deadline;
 
@@ -67,8 +69,10 @@ pub enum BodyFailure {
     TooLarge,
     /// Malformed chunked framing, or the client closed mid-body (400).
     Malformed(&'static str),
-    /// Stalled (408).
+    /// Stalled, or not whole within the body timeout (408).
     Timeout,
+    /// Holding it would cross the budget of body bytes held by all requests (503).
+    Overloaded,
 }
 
 impl Conn {
@@ -223,6 +227,19 @@ impl Conn {
     }
 }
 
+fn body_failure(e: ReadError) -> BodyFailure {
+    match e {
+        ReadError::TooLarge => BodyFailure::TooLarge,
+        ReadError::Malformed(why) => BodyFailure::Malformed(why),
+        ReadError::Truncated => {
+            BodyFailure::Malformed("the connection closed inside the request body")
+        }
+        ReadError::Timeout => BodyFailure::Timeout,
+        ReadError::Refused => BodyFailure::Overloaded,
+        ReadError::Io(_) => BodyFailure::Malformed("the connection failed"),
+    }
+}
+
 /// One request on a connection, from its head to its answer.
 pub struct Exchange<'c> {
     conn: &'c mut Conn,
@@ -234,16 +251,18 @@ pub struct Exchange<'c> {
     /// Whether any byte of an answer (a 100 Continue aside) has been handed to the stream.
     answer_started: bool,
     timeout: Duration,
+    body_timeout: Duration,
 }
 
 impl<'c> Exchange<'c> {
-    /// `shutting_down`: the answer closes the connection. `timeout` bounds each read and write.
+    /// `shutting_down`: the answer closes the connection. `settings` bound each read and write,
+    /// and the whole body.
     pub fn new(
         conn: &'c mut Conn,
         head: RequestHead,
         rest: Bytes,
         shutting_down: bool,
-        timeout: Duration,
+        settings: &ConnSettings,
     ) -> Exchange<'c> {
         let keep_alive = head.keep_alive && !shutting_down;
         let mut ex = Exchange {
@@ -253,7 +272,8 @@ impl<'c> Exchange<'c> {
             body_read: false,
             keep_alive,
             answer_started: false,
-            timeout,
+            timeout: settings.read_timeout,
+            body_timeout: settings.body_timeout,
         };
         if ex.head.framing == Framing::Empty {
             ex.finish_body();
@@ -293,9 +313,31 @@ impl<'c> Exchange<'c> {
     /// Reads the whole body, at most `max` bytes. Answers `100 Continue` first when the client
     /// waits for it and the body is not here yet.
     pub async fn read_body(&mut self, max: usize) -> Result<Bytes, BodyFailure> {
+        self.read_body_held(max, None).await.map(|(body, _)| body)
+    }
+
+    /// [`Exchange::read_body`], holding the body's bytes in `budget` as they arrive; the
+    /// holding is given back when the returned [`Held`] is dropped (when the request ends).
+    pub async fn read_body_within<'b>(
+        &mut self,
+        max: usize,
+        budget: &'b BodyBudget,
+    ) -> Result<(Bytes, Held<'b>), BodyFailure> {
+        let (body, held) = self.read_body_held(max, Some(budget)).await?;
+        Ok((body, held.unwrap_or_else(|| budget.holding())))
+    }
+
+    async fn read_body_held<'b>(
+        &mut self,
+        max: usize,
+        budget: Option<&'b BodyBudget>,
+    ) -> Result<(Bytes, Option<Held<'b>>), BodyFailure> {
+        let mut held = budget.map(BodyBudget::holding);
+        let mut admit = |n: usize| held.as_mut().is_none_or(|h| h.grow(n));
         if self.body_read {
-            return Ok(Bytes::new());
+            return Ok((Bytes::new(), None));
         }
+        let started = tokio::time::Instant::now();
         let mut reader =
             BodyReader::new(self.head.framing, max).map_err(|_| BodyFailure::TooLarge)?;
         if let Framing::Length(n) = self.head.framing {
@@ -303,42 +345,41 @@ impl<'c> Exchange<'c> {
             let n = n as usize;
             if self.rest.len() >= n {
                 // The usual case: the body came with the head; share it.
+                if !admit(n) {
+                    return Err(BodyFailure::Overloaded);
+                }
                 let body = self.rest.split_to(n);
                 self.finish_body();
-                return Ok(body);
+                return Ok((body, held));
             }
         }
         // The rest of the body is read through the connection's buffer, which holds whatever
         // follows the body once it is done (a pipelined request).
         let rest = std::mem::take(&mut self.rest);
+        if !admit(rest.len()) {
+            return Err(BodyFailure::Overloaded);
+        }
         self.conn.buf.extend_from_slice(&rest);
-        if let Ok(http1::Step::Done(body)) = reader.feed(&mut self.conn.buf) {
-            self.body_read = true;
-            return Ok(body);
+        match reader.feed(&mut self.conn.buf) {
+            Ok(http1::Step::Done(body)) => {
+                self.body_read = true;
+                return Ok((body, held));
+            }
+            Ok(http1::Step::NeedMore) => {}
+            // Broken or too large already: answered without a 100 Continue.
+            Err(e) => return Err(body_failure(ReadError::from(e))),
         }
         self.continue_if_expected().await?;
         let limits = body::Limits {
             per_read: self.timeout,
-            whole: None,
+            whole: Some(started + self.body_timeout),
         };
-        let body = body::read(
-            &mut *self.conn.stream,
-            &mut self.conn.buf,
-            &mut reader,
-            limits,
-        )
-        .await
-        .map_err(|e| match e {
-            ReadError::TooLarge => BodyFailure::TooLarge,
-            ReadError::Malformed(why) => BodyFailure::Malformed(why),
-            ReadError::Truncated => {
-                BodyFailure::Malformed("the connection closed inside the request body")
-            }
-            ReadError::Timeout => BodyFailure::Timeout,
-            ReadError::Io(_) => BodyFailure::Malformed("the connection failed"),
-        })?;
+        let stream = &mut *self.conn.stream;
+        let body = body::read(stream, &mut self.conn.buf, &mut reader, limits, &mut admit)
+            .await
+            .map_err(body_failure)?;
         self.body_read = true;
-        Ok(body)
+        Ok((body, held))
     }
 
     /// The body is complete; what follows it in `rest` is the next request.

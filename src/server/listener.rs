@@ -16,11 +16,13 @@ use pingora_core::protocols::l4::stream::Stream as L4Stream;
 use pingora_core::protocols::Stream;
 use pingora_core::server::{ListenFds, ShutdownWatch};
 use pingora_core::services::Service;
+use prometheus::{IntCounter, IntGauge};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use super::bound::Bound;
 use super::connection;
@@ -41,6 +43,16 @@ pub struct Listener<A: App> {
     app: Arc<A>,
     threads: Option<usize>,
     report: Bound,
+    limit: Option<ConnectionLimit>,
+}
+
+/// At most so many connections open at once: at the cap the listener stops accepting (new
+/// connections wait in the kernel's backlog) until one closes, as HAProxy's `maxconn` does.
+struct ConnectionLimit {
+    permits: Arc<Semaphore>,
+    open: IntGauge,
+    /// Counted each time accepting pauses at the cap.
+    reached: IntCounter,
 }
 
 /// Binds a listening socket now (`SO_REUSEADDR`, non-blocking, listening), so that `run` can
@@ -72,7 +84,24 @@ impl<A: App> Listener<A> {
             app,
             threads: None,
             report,
+            limit: None,
         }
+    }
+
+    /// At most `max` connections open at once; `open` shows them, `reached` counts the times
+    /// accepting paused at the cap.
+    pub fn with_connection_limit(
+        mut self,
+        max: usize,
+        open: IntGauge,
+        reached: IntCounter,
+    ) -> Self {
+        self.limit = Some(ConnectionLimit {
+            permits: Arc::new(Semaphore::new(max)),
+            open,
+            reached,
+        });
+        self
     }
 
     /// Connections are TLS, handshaken with `acceptor`.
@@ -135,15 +164,42 @@ impl<A: App> Service for Listener<A> {
         let listener = match self.socket(fds) {
             Ok(l) => l,
             Err(e) => {
-                // `run` checked the address before starting; losing it since is fatal.
-                log::error!("{}: cannot listen on {}: {e}", self.name, self.addr);
-                std::process::exit(1);
+                // `run` bound the address before starting (or the old process handed it over);
+                // losing it since is fatal.
+                let message = format!("{}: cannot listen on {}: {e}", self.name, self.addr);
+                crate::observe::diagnostics::exit(1, &message);
             }
         };
         if let Ok(addr) = listener.local_addr() {
             self.report.report(self.name, addr);
         }
         loop {
+            // A connection slot first: at the cap, nothing is accepted until one closes.
+            let permit = match &self.limit {
+                None => None,
+                Some(limit) => {
+                    let permit = match limit.permits.clone().try_acquire_owned() {
+                        Ok(p) => p,
+                        Err(_) => {
+                            limit.reached.inc();
+                            log::warn!(
+                                "{}: {} connections open, the limit: accepting paused",
+                                self.name,
+                                limit.open.get()
+                            );
+                            let acquired = tokio::select! {
+                                p = limit.permits.clone().acquire_owned() => p.ok(),
+                                _ = shutdown.changed() => None,
+                            };
+                            match acquired {
+                                Some(p) => p,
+                                None => break,
+                            }
+                        }
+                    };
+                    Some((permit, limit.open.clone()))
+                }
+            };
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
                 changed = shutdown.changed() => {
@@ -163,6 +219,8 @@ impl<A: App> Service for Listener<A> {
                     // own listeners do (a plain `tokio::spawn` would keep every connection on
                     // the accepting thread).
                     pingora_runtime::current_handle().spawn(async move {
+                        // Held for as long as the connection lives.
+                        let _slot = permit.map(|(permit, open)| OpenConnection::new(permit, open));
                         let l4 = L4Stream::from(tcp);
                         let stream: Stream = match tls {
                             None => Box::new(l4),
@@ -209,5 +267,27 @@ impl<A: App> Service for Listener<A> {
 
     fn listen_addresses(&self) -> Option<Vec<String>> {
         Some(vec![self.key()])
+    }
+}
+
+/// A connection's slot under the limit, counted in the gauge while it lives.
+struct OpenConnection {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    open: IntGauge,
+}
+
+impl OpenConnection {
+    fn new(permit: tokio::sync::OwnedSemaphorePermit, open: IntGauge) -> OpenConnection {
+        open.inc();
+        OpenConnection {
+            _permit: permit,
+            open,
+        }
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.open.dec();
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod answers;
 pub mod bound;
+pub mod budget;
 pub mod connection;
 pub mod exchange;
 pub mod listener;
@@ -29,6 +30,8 @@ pub struct ConnSettings {
     pub read_timeout: Duration,
     /// How long an idle keep-alive connection is kept; zero: every answer closes.
     pub keepalive_timeout: Duration,
+    /// How long a whole request body may take, from the end of its head.
+    pub body_timeout: Duration,
 }
 
 /// What a listener serves: one request at a time, per connection.

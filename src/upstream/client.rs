@@ -270,9 +270,15 @@ impl<'s> Reader<'s> {
     async fn read_body(&mut self, framing: Framing) -> Result<Bytes, Failure> {
         let mut reader = BodyReader::new(framing, ANSWER_BODY_BYTES)
             .map_err(|_| Failure::protocol("answer body too large"))?;
-        body::read(self.stream, &mut self.buf, &mut reader, self.limits)
-            .await
-            .map_err(read_failure)
+        body::read(
+            self.stream,
+            &mut self.buf,
+            &mut reader,
+            self.limits,
+            &mut |_| true,
+        )
+        .await
+        .map_err(read_failure)
     }
 
     /// Reads more; `false` when the upstream closed the connection.
@@ -294,6 +300,7 @@ fn read_failure(e: ReadError) -> Failure {
         ReadError::Malformed(why) => Failure::protocol(why),
         ReadError::Truncated => Failure::closed(),
         ReadError::Timeout => Failure::timeout("reading the answer"),
+        ReadError::Refused => Failure::protocol("answer body refused"),
         ReadError::Io(e) => Failure::io("reading the answer", e),
     }
 }

@@ -78,7 +78,8 @@ pub fn parse(buf: &Bytes, to_head: bool) -> Result<Option<(AnswerHead, usize)>, 
             }
             length = Some(n);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            chunked_only &= !transfer_encoding && f.value.trim_ascii().eq_ignore_ascii_case(b"chunked");
+            chunked_only &=
+                !transfer_encoding && f.value.trim_ascii().eq_ignore_ascii_case(b"chunked");
             transfer_encoding = true;
         } else if name.eq_ignore_ascii_case(b"connection") {
             for option in f.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
@@ -159,7 +160,10 @@ mod tests {
             assert!(parsed(coded).is_err(), "{coded:?}");
         }
         // No body to decode: the coding does not matter.
-        let h = answer("HTTP/1.1 204 No Content\r\nTransfer-Encoding: gzip\r\n\r\nBODY", false);
+        let h = answer(
+            "HTTP/1.1 204 No Content\r\nTransfer-Encoding: gzip\r\n\r\nBODY",
+            false,
+        );
         assert_eq!(h.framing, Framing::Empty);
         // Chunked with a length: read as chunked, and the connection is not reused.
         let h = answer(

@@ -85,8 +85,16 @@ pub fn parse(buf: &Bytes) -> Result<Option<(RequestHead, usize)>, HeadError> {
         .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
         .ok_or(HeadError::Malformed("malformed request method"))?;
     let target = req.path.unwrap_or_default();
+    // RFC 9112 §3.2: a request target has no fragment.
+    if target.contains('#') {
+        return Err(HeadError::Malformed("a fragment in the request target"));
+    }
     let uri = Uri::from_maybe_shared(buf.slice_ref(target.as_bytes()))
         .map_err(|_| HeadError::Malformed("malformed request target"))?;
+    // RFC 9110 §4.2.4: userinfo in a request's URI is an error.
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err(HeadError::Malformed("userinfo in the request target"));
+    }
 
     let mut headers = HeaderMap::with_capacity(req.headers.len());
     let mut content_length: Option<u64> = None;
@@ -111,6 +119,15 @@ pub fn parse(buf: &Bytes) -> Result<Option<(RequestHead, usize)>, HeadError> {
             content_length = Some(n);
         } else if name == http::header::TRANSFER_ENCODING {
             transfer_encoding = true;
+            // Empty list elements (`,chunked`) are refused rather than skipped: a proxy in front
+            // that reads the field differently would disagree about where the body ends.
+            if field
+                .value
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().is_empty())
+            {
+                return Err(HeadError::Malformed("malformed transfer-encoding"));
+            }
             for coding in tokens(field.value) {
                 if chunked || !coding.eq_ignore_ascii_case(b"chunked") {
                     // chunked must be the last and only coding a server is asked to undo.
@@ -124,6 +141,9 @@ pub fn parse(buf: &Bytes) -> Result<Option<(RequestHead, usize)>, HeadError> {
                 connection_keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
             }
         } else if name == http::header::HOST {
+            if !is_host(field.value) {
+                return Err(HeadError::Malformed("malformed host field"));
+            }
             hosts += 1;
         } else if name == http::header::EXPECT {
             expect_continue = field.value.eq_ignore_ascii_case(b"100-continue");
@@ -199,6 +219,42 @@ fn parse_other_version(buf: &Bytes) -> Result<Option<(RequestHead, usize)>, Head
 }
 
 /// The comma-separated tokens of a header value, trimmed, empty ones skipped.
+/// A `Host` value: `host[:port]` with a registered name or IPv4 address of `[A-Za-z0-9._~-]`, or
+/// an IPv6 literal in brackets. Nothing else (blanks, `/`, `@`, `,`, an empty value), as nginx
+/// and HAProxy refuse them too.
+fn is_host(value: &[u8]) -> bool {
+    let (host, port) = match value.strip_prefix(b"[") {
+        Some(rest) => match rest.iter().position(|&b| b == b']') {
+            Some(end) => {
+                let literal = &rest[..end];
+                if literal.is_empty()
+                    || !literal
+                        .iter()
+                        .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'))
+                {
+                    return false;
+                }
+                (&b"v6"[..], &rest[end + 1..])
+            }
+            None => return false,
+        },
+        None => match value.iter().rposition(|&b| b == b':') {
+            Some(colon) => (&value[..colon], &value[colon..]),
+            None => (value, &b""[..]),
+        },
+    };
+    let port_ok = match port {
+        [] => true,
+        [b':', digits @ ..] => digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    port_ok
+        && !host.is_empty()
+        && host
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'~'))
+}
+
 fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     value
         .split(|&b| b == b',')
@@ -224,6 +280,36 @@ pub fn end_of_head(buf: &[u8], from: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_fragments_userinfo_and_empty_codings_are_refused() {
+        let head = |extra: &str, target: &str| {
+            let text = format!("POST {target} HTTP/1.1\r\n{extra}\r\n");
+            parse(&Bytes::from(text)).map(|h| h.is_some())
+        };
+        for good in [
+            "gw",
+            "gw:8080",
+            "127.0.0.1:1",
+            "[::1]:8080",
+            "[::1]",
+            "a-b.c_d~e",
+        ] {
+            assert_eq!(head(&format!("Host: {good}\r\n"), "/"), Ok(true), "{good}");
+        }
+        for bad in [
+            "a b/c@d", "a, b", "", "a:b", "a:123456", "[x]", "[::1", "gw:80:81",
+        ] {
+            assert!(head(&format!("Host: {bad}\r\n"), "/").is_err(), "{bad:?}");
+        }
+        assert!(head("Host: gw\r\n", "/api/v1/sessions#frag").is_err());
+        assert!(head("Host: gw\r\n", "http://user@gw/api/v1/sessions").is_err());
+        assert_eq!(head("Host: gw\r\n", "http://gw/api/v1/sessions"), Ok(true));
+        for te in [",chunked", "chunked,", "chunked, ,"] {
+            let extra = format!("Host: gw\r\nTransfer-Encoding: {te}\r\n");
+            assert!(head(&extra, "/").is_err(), "{te:?}");
+        }
+    }
 
     #[test]
     fn heads_end_at_the_empty_line() {

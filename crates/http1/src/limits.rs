@@ -10,7 +10,7 @@ pub const REQUEST_HEADERS: usize = 64;
 /// An upstream answer head may take at most this many bytes (more: 502).
 pub const ANSWER_HEAD_BYTES: usize = 32 * 1024;
 /// At most this many header fields in an upstream answer head (more: 502).
-pub const ANSWER_HEADERS: usize = 64;
+pub const ANSWER_HEADERS: usize = 128;
 /// An upstream answer body may take at most this many bytes; the API's answers are empty or a
 /// few kilobytes (schemas).
 pub const ANSWER_BODY_BYTES: usize = 16 << 20;

@@ -134,9 +134,8 @@ impl Rewriter {
         let names_us = resolved.scheme() == base.scheme() && authority == upstream.authority
             || is_web(&resolved)
                 && (self.own_authorities.contains(&authority)
-                    || request_host.is_some_and(|h| {
-                        normalize_authority(resolved.scheme(), h) == authority
-                    }));
+                    || request_host
+                        .is_some_and(|h| normalize_authority(resolved.scheme(), h) == authority));
         if !names_us {
             return Rewritten::untouched(Outcome::Foreign);
         }
@@ -270,9 +269,17 @@ mod tests {
             scheme: "https",
             authority: "collector.internal",
         };
-        let r = rewriter().rewrite(format!("HTTPS://collector.internal{SID}").as_bytes(), up, None);
+        let r = rewriter().rewrite(
+            format!("HTTPS://collector.internal{SID}").as_bytes(),
+            up,
+            None,
+        );
         assert_eq!(r, ok(SID, Outcome::Rewritten));
-        let r = rewriter().rewrite(format!("https://Collector.Internal:443{SID}").as_bytes(), up, None);
+        let r = rewriter().rewrite(
+            format!("https://Collector.Internal:443{SID}").as_bytes(),
+            up,
+            None,
+        );
         assert_eq!(r, ok(SID, Outcome::Rewritten));
     }
 
@@ -289,7 +296,11 @@ mod tests {
 
     #[test]
     fn gateway_own_authority_counts_as_ours() {
-        let r = rewriter().rewrite(format!("https://collect.example.com{SID}").as_bytes(), UP, None);
+        let r = rewriter().rewrite(
+            format!("https://collect.example.com{SID}").as_bytes(),
+            UP,
+            None,
+        );
         assert_eq!(r.outcome, Outcome::Rewritten);
         let r = rewriter().rewrite(
             format!("http://gw.local:8080{SID}").as_bytes(),
@@ -354,9 +365,15 @@ mod tests {
             own_authorities: vec!["collect.example.com".into()],
         };
         let want = format!("https://collect.example.com{SID}");
-        assert_eq!(r.rewrite(SID.as_bytes(), UP, None), ok(&want, Outcome::Rewritten));
+        assert_eq!(
+            r.rewrite(SID.as_bytes(), UP, None),
+            ok(&want, Outcome::Rewritten)
+        );
         let abs = format!("http://127.0.0.1:8081{SID}");
-        assert_eq!(r.rewrite(abs.as_bytes(), UP, None), ok(&want, Outcome::Rewritten));
+        assert_eq!(
+            r.rewrite(abs.as_bytes(), UP, None),
+            ok(&want, Outcome::Rewritten)
+        );
         assert_eq!(
             r.rewrite(b"https://evil.example/x", UP, None).outcome,
             Outcome::Foreign
@@ -364,7 +381,10 @@ mod tests {
         // On an absolute base a path starting `//` stays on the gateway's host.
         assert_eq!(
             r.rewrite(b"http://127.0.0.1:8081//evil.example/x", UP, None),
-            ok("https://collect.example.com//evil.example/x", Outcome::Rewritten)
+            ok(
+                "https://collect.example.com//evil.example/x",
+                Outcome::Rewritten
+            )
         );
     }
 }

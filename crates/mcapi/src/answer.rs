@@ -35,7 +35,10 @@ mod tests {
         assert!(fits(Route::Sessions, 201, true));
         assert!(fits(Route::Downloaded, 201, false));
         assert!(fits(Route::Downloaded, 201, true));
-        assert!(!fits(Route::Sessions, 204, false), "a 204 to a session start");
+        assert!(
+            !fits(Route::Sessions, 204, false),
+            "a 204 to a session start"
+        );
         assert!(!fits(Route::Sessions, 200, false));
         assert!(!fits(Route::Sessions, 302, true));
         assert!(fits(Route::Sessions, 400, false));
@@ -44,7 +47,10 @@ mod tests {
         assert!(fits(Route::Events, 204, false));
         assert!(!fits(Route::Events, 201, true), "a 201 to an event");
         assert!(!fits(Route::Events, 201, false));
-        assert!(!fits(Route::Events, 204, true), "a Location on an event's answer");
+        assert!(
+            !fits(Route::Events, 204, true),
+            "a Location on an event's answer"
+        );
         assert!(fits(Route::Events, 404, false));
         assert!(fits(Route::Events, 410, false));
         assert!(fits(Route::Events, 429, false));

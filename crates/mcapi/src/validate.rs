@@ -1277,8 +1277,37 @@ mod tests {
             keys.join(",")
         );
         let c = run(Endpoint::Events, body.as_bytes());
-        let dups = c.errors().filter(|v| v.rule == Rule::DuplicateKey).count();
-        assert_eq!(dups, 10_000);
+        let listed = c.errors().filter(|v| v.rule == Rule::DuplicateKey).count();
+        let counted: u32 = c
+            .omitted
+            .iter()
+            .filter(|(r, s, _)| *r == Rule::DuplicateKey && *s == Severity::Error)
+            .map(|(_, _, n)| *n)
+            .sum();
+        // Every one is found; the first ones are listed, the rest counted.
+        assert!(listed <= MAX_LISTED, "{listed}");
+        assert_eq!(listed + counted as usize, 10_000);
+        assert!(!c.is_valid());
+    }
+
+    #[test]
+    fn an_error_list_stays_short_whatever_the_body_holds() {
+        // Long keys: the byte bound cuts the list before the count does.
+        let keys: Vec<String> = (0..300)
+            .map(|i| format!("\"{}{i}\":1", "k".repeat(2000)))
+            .collect();
+        let body = format!(
+            r#"{{"playerTime":{{"playhead":1,"ts":1}},"eventType":"ping","params":{{{}}}}}"#,
+            keys.join(",")
+        );
+        let c = run(Endpoint::Events, body.as_bytes());
+        let listed_bytes: usize = c
+            .violations
+            .iter()
+            .map(|v| v.path.len() + v.detail.len())
+            .sum();
+        assert!(listed_bytes <= MAX_LISTED_BYTES, "{listed_bytes}");
+        assert_eq!(c.violations.len() as u64 + c.omitted_count(), 300);
     }
 
     #[test]
