@@ -16,6 +16,7 @@
 pub mod context;
 pub mod headers;
 pub mod prepare;
+pub mod rate_limit;
 pub mod record;
 mod relay;
 
@@ -49,6 +50,8 @@ pub struct Gateway {
     request_ids: RequestIds,
     /// Body bytes held by all requests together (`[server] max_inflight_body_bytes`).
     bodies: BodyBudget,
+    /// The per-client rate limit, when `[limits]` switches it on.
+    rate_limit: Option<rate_limit::RateLimiter>,
     /// Whether the listener speaks TLS (for `X-Forwarded-Proto`).
     tls: bool,
 }
@@ -63,6 +66,11 @@ impl Gateway {
         Gateway {
             tls: config.server.tls.is_some(),
             bodies: BodyBudget::new(config.server.max_inflight_body_bytes),
+            rate_limit: config
+                .limits
+                .rate
+                .as_ref()
+                .map(rate_limit::RateLimiter::new),
             config,
             cluster,
             series,
@@ -75,6 +83,28 @@ impl Gateway {
     async fn handle(&self, ex: &mut Exchange<'_>, ctx: &mut RequestCtx) -> Result {
         let (route, action) = route::dispatch(&ex.head.method, ex.head.uri.path());
         ctx.route = route;
+        if let (Some(limiter), Some(client)) = (&self.rate_limit, ctx.client_ip) {
+            if let Err(seconds) = limiter.take(client, ctx.received_ms) {
+                self.series
+                    .metrics()
+                    .load_shed
+                    .with_label_values(&["rate_limit"])
+                    .inc();
+                let retry_after = seconds.to_string();
+                let reply = ErrorReply::plain(429, "too many requests from this client");
+                let headers = [("retry-after", retry_after.as_str())];
+                ctx.status = Some(429);
+                let with_body = ex.head.method != http::Method::HEAD;
+                let answer = crate::server::answers::error_answer_with(
+                    &reply,
+                    &headers,
+                    ex.version(),
+                    ex.keep_alive(),
+                    with_body,
+                );
+                return ex.send(&answer).await;
+            }
+        }
         match action {
             Action::NotFound => self.error(ex, ctx, 404, "no such route").await,
             Action::MalformedSid => self.error(ex, ctx, 404, "malformed session id").await,

@@ -44,10 +44,21 @@ pub fn error_answer(
     keep_alive: bool,
     with_body: bool,
 ) -> Vec<u8> {
+    error_answer_with(reply, &[], version, keep_alive, with_body)
+}
+
+/// [`error_answer`] with more header fields whose values are made per request (`Retry-After`).
+pub fn error_answer_with(
+    reply: &ErrorReply<'_>,
+    extra: &[(&str, &str)],
+    version: Version,
+    keep_alive: bool,
+    with_body: bool,
+) -> Vec<u8> {
     let body = mcapi::error::body(reply.message, reply.errors);
     let mut head = ResponseHead::new(reply.status, 320 + body.len());
     head.header("content-type", b"application/json");
-    for (name, value) in reply.headers {
+    for (name, value) in reply.headers.iter().chain(extra) {
         head.header(name, value.as_bytes());
     }
     add_cors(&mut head);
