@@ -5,11 +5,14 @@
 #   make bench        both benchmarks below
 #   make bench-micro  criterion benchmarks of the pure request path (parse, validate, enrich)
 #   make bench-load   mediagate against nginx and nginx + Lua under wrk (bench/run.sh, ~7 min)
+#   make fuzz         every fuzz target for 60 s (FUZZ_SECONDS=...); make fuzz-smoke: 10 s each
 
 CARGO ?= cargo
 CONFIG ?= config/mediagate.toml
 
-.PHONY: run test lint build bench bench-micro bench-load setup
+FUZZ_SECONDS ?= 60
+
+.PHONY: run test lint build bench bench-micro bench-load setup fuzz fuzz-smoke
 
 setup:
 	@./scripts/setup.sh
@@ -33,6 +36,13 @@ test:
 	else \
 		$(CARGO) test --locked --workspace --all-targets --no-fail-fast; \
 	fi
+	./scripts/fuzz.sh 10
+
+fuzz: setup
+	./scripts/fuzz.sh $(FUZZ_SECONDS)
+
+fuzz-smoke: setup
+	./scripts/fuzz.sh 10
 
 bench: bench-micro bench-load
 

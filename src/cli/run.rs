@@ -189,7 +189,7 @@ fn serve(
             Arc::new(app),
             report,
         );
-        server.add_service(emulator.with_threads(SIDE_THREADS));
+        server.add_service(emulator);
     }
     super::reload::write_pid_file(&config.server.pid_file);
     log::info!(

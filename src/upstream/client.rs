@@ -77,7 +77,9 @@ pub(super) async fn send(
             Ok(answer) => return Ok(answer),
             Err((failure, reached))
                 if reached == Reached::NothingWritten
-                    || (replayable && reached == Reached::Written) =>
+                    || (replayable
+                        && reached == Reached::Written
+                        && failure.kind == super::FailureKind::Reset) =>
             {
                 log::debug!(
                     "upstream {}: pooled connection failed before an answer ({failure}), sending again on a new one",

@@ -117,6 +117,12 @@ impl RuleSet {
         }
         let p = src.privacy;
         for key in &p.remove {
+            if src.session_params.if_absent.contains_key(key) {
+                return Err(Error::new(
+                    format!("{at} privacy.remove \"{key}\""),
+                    "also set by session_params.if_absent: a removed param is always absent, so set it with session_params.always",
+                ));
+            }
             let required =
                 rules::known_params(EventType::SessionStart).any(|s| s.key == key && s.required);
             let reset = src.session_params.always.contains_key(key);
@@ -312,7 +318,9 @@ impl RuleSet {
         }
         for rule in &self.params {
             let present = params.members.iter().any(|m| m.key == rule.key.as_str());
-            if !present && !self.remove.contains(&rule.key) {
+            // A removed param that an `always` rule sets gets the rule's value (the player's is
+            // dropped); `check` refuses `if_absent` for a removed param.
+            if !present || self.remove.contains(&rule.key) {
                 out.member(&rule.key, &rule.render(ctx));
                 applied.params_set += 1;
                 changed = true;

@@ -209,8 +209,25 @@ fn privacy_rules_that_would_break_bodies_are_refused() {
         refused("[privacy]\nhash = [\"analytics.visitorId\"]\nhash_secret = \"short\"")
             .contains("16")
     );
-    // Removing a required param is fine when the gateway sets it itself.
-    rules("[privacy]\nremove = [\"visitor.marketingCloudOrgId\"]\n[session_params.always]\n\"visitor.marketingCloudOrgId\" = \"ORG@AdobeOrg\"");
+    // Removing a required param is fine when the gateway sets it itself: the player's value is
+    // dropped and the gateway's sent.
+    let r = rules("[privacy]\nremove = [\"visitor.marketingCloudOrgId\"]\n[session_params.always]\n\"visitor.marketingCloudOrgId\" = \"ORG@AdobeOrg\"");
+    let (body, _) = enrich_with(
+        r.select(None, "/"),
+        Endpoint::Sessions,
+        SESSION_START,
+        &HeaderMap::new(),
+    )
+    .expect("the body changes");
+    let params = &json(&body)["params"];
+    assert_eq!(
+        params["visitor.marketingCloudOrgId"], "ORG@AdobeOrg",
+        "{body}"
+    );
+    assert!(check(Endpoint::Sessions, body.as_bytes(), &Policies::default(), 0).is_valid());
+    // if_absent can never apply to a removed param: refused.
+    assert!(refused("[privacy]\nremove = [\"analytics.visitorId\"]\n[session_params.if_absent]\n\"analytics.visitorId\" = \"x\"")
+        .contains("if_absent"));
 }
 
 #[test]
