@@ -96,9 +96,13 @@ impl Rewritten {
     }
 }
 
-/// The origin-less base a relative value is checked against: it stays on the gateway's origin
-/// exactly when it resolves to this host.
-const CHECK_HOST: &str = "gateway.invalid";
+/// Two unrelated pages a relative value is checked against: it stays on the gateway's origin
+/// exactly when it resolves to each page's own origin (a value naming a host of its own would
+/// land on that host from both).
+const CHECK_BASES: [&str; 2] = [
+    "http://home-a.invalid/api/v1/sessions",
+    "https://home-b.invalid:8443/x/y",
+];
 
 impl Rewriter {
     /// Rewrites `value`, the upstream's `Location` (the bytes as received). `request_host` is
@@ -171,15 +175,17 @@ impl Rewriter {
     /// Whether a browser resolving `value` against any page of the gateway stays on the
     /// gateway's origin (`public_url`'s, in absolute mode).
     fn stays_home(&self, value: &str) -> bool {
-        let home = match &self.absolute_base {
-            Some(b) => Url::parse(b).ok(),
-            None => Url::parse(&format!("http://{CHECK_HOST}/api/v1/sessions")).ok(),
+        let same_origin = |home: &str| {
+            Url::parse(home).is_ok_and(|home| {
+                home.join(value).is_ok_and(|r| {
+                    r.scheme() == home.scheme() && authority_of(&r) == authority_of(&home)
+                })
+            })
         };
-        let Some(home) = home else {
-            return false;
-        };
-        home.join(value)
-            .is_ok_and(|r| r.scheme() == home.scheme() && authority_of(&r) == authority_of(&home))
+        match &self.absolute_base {
+            Some(base) => same_origin(base),
+            None => CHECK_BASES.iter().all(|b| same_origin(b)),
+        }
     }
 }
 
@@ -336,6 +342,9 @@ mod tests {
             "http://user:pw@127.0.0.1:8081//evil.example/x",
             " http://127.0.0.1:8081//evil.example",
             "http://127.0.0.1:8081:x/",
+            // Found by the fuzzer: a name that happens to be the checker's own.
+            "./\r\r//home-a.invalid/5",
+            "http://127.0.0.1:8081//home-b.invalid:8443/x",
         ] {
             assert_eq!(rw(v), Rewritten::untouched(Outcome::Unsafe), "{v:?}");
         }
