@@ -13,5 +13,7 @@ pub mod emulator;
 pub mod io;
 pub mod observe;
 pub mod pipeline;
+pub mod runtime;
 pub mod server;
+pub mod tracker;
 pub mod upstream;

@@ -133,8 +133,8 @@ fn write_str(out: &mut String, s: &str, style: u8, lone_surrogate: bool) {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            '\n' if style % 2 == 0 => out.push_str("\\n"),
-            '\t' if style % 2 == 0 => out.push_str("\\t"),
+            '\n' if style.is_multiple_of(2) => out.push_str("\\n"),
+            '\t' if style.is_multiple_of(2) => out.push_str("\\t"),
             c if (c as u32) < 0x20 => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }

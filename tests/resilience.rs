@@ -622,13 +622,14 @@ fn load(
 
 /// Runs `mediagate reload`. Its output goes to files: the new gateway process inherits them, so
 /// a pipe would never reach end-of-file while it runs.
-fn reload(config: &std::path::Path) -> (Option<i32>, String) {
+fn reload(config: &std::path::Path, extra: &[&str]) -> (Option<i32>, String) {
     let dir = config.parent().unwrap();
     let out = std::fs::File::create(dir.join("reload.out")).unwrap();
     let err = std::fs::File::create(dir.join("reload.err")).unwrap();
     let status = std::process::Command::new(testkit::binary())
         .args(["reload", "-c"])
         .arg(config)
+        .args(extra)
         .stdout(out)
         .stderr(err)
         .status()
@@ -664,7 +665,7 @@ fn a_reload_under_load_fails_no_request_and_a_bad_config_changes_nothing() {
     // A configuration that fails `check` is refused and the running gateway keeps serving.
     let good = std::fs::read_to_string(gw.config_path()).unwrap();
     std::fs::write(gw.config_path(), format!("{good}\n[bogus]\nkey = 1\n")).unwrap();
-    let (code, stderr) = reload(&gw.config_path());
+    let (code, stderr) = reload(&gw.config_path(), &[]);
     assert_eq!(code, Some(1));
     assert!(stderr.contains("bogus"), "{stderr}");
     assert_eq!(start_session(&gw).status, 201);
@@ -680,7 +681,8 @@ fn a_reload_under_load_fails_no_request_and_a_bad_config_changes_nothing() {
     while ok.load(Ordering::Relaxed) < 100 {
         std::thread::sleep(Duration::from_millis(5));
     }
-    let (code, stderr) = reload(&gw.config_path());
+    // The same file would be reloaded in process: --upgrade asks for the new process.
+    let (code, stderr) = reload(&gw.config_path(), &["--upgrade"]);
     assert_eq!(code, Some(0), "{stderr}");
     let deadline = Instant::now() + Duration::from_secs(15);
     let new_pid = loop {

@@ -43,11 +43,16 @@ pub enum Command {
         #[arg(long)]
         ready_file: Option<PathBuf>,
     },
-    /// Apply a new configuration without dropping connections: check it, start a new process
-    /// with --upgrade, then hand the sockets over from the running one (read from pid_file).
+    /// Apply a new configuration without dropping connections: check it; when only keys a
+    /// running process can change differ, reload in process (SIGHUP: tracked sessions are
+    /// kept); otherwise start a new process with --upgrade and hand the sockets over from the
+    /// running one (read from pid_file). Says which path it took and why.
     Reload {
         #[arg(short, long, default_value = config::DEFAULT_PATH)]
         config: PathBuf,
+        /// Always start a new process (e.g. to run a new binary).
+        #[arg(long)]
+        upgrade: bool,
     },
     /// Validate a configuration file without touching the network; exit 0 when it is valid.
     Check {
@@ -96,7 +101,7 @@ pub fn main() -> ExitCode {
             ready_file,
         } => run::run(&config, upgrade, ready_file),
         Command::Check { config } => check(&config),
-        Command::Reload { config } => reload::reload(&config),
+        Command::Reload { config, upgrade } => reload::reload(&config, upgrade),
         Command::Validate {
             config,
             endpoint,

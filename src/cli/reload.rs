@@ -1,13 +1,18 @@
-//! `mediagate reload [-c FILE]`: apply a new configuration without dropping a connection.
+//! `mediagate reload [-c FILE] [--upgrade]`: apply a new configuration without dropping a
+//! connection.
 //!
 //! 1. The new file is checked; if it fails, nothing else happens (the running gateway is left
 //!    alone).
-//! 2. A new process is started with `run --upgrade`; it resolves its upstreams, then waits on
-//!    `upgrade_sock` for the listening sockets.
-//! 3. Only once that socket exists (the new process is waiting) is `SIGQUIT` sent to the running
-//!    process (read from `pid_file`), which hands its sockets over, stops accepting and finishes
-//!    its in-flight requests. pingora's old process exits on `SIGQUIT` even if the hand-over
-//!    fails, so this order is what keeps a bad start from taking the gateway down.
+//! 2. In process, when it can: the running process wrote its file's path and its process keys
+//!    (`runtime::reload::process_keys`) next to its pid file. If this is the same file and those
+//!    keys are unchanged, `SIGHUP` makes it reload itself (tracked sessions and connections are
+//!    kept), and its outcome is read back from `<pid_file>.reload`.
+//! 3. Otherwise (or with `--upgrade`), by a new process: it is started with `run --upgrade`; it
+//!    resolves its upstreams, then waits on `upgrade_sock` for the listening sockets. Only once
+//!    that socket exists (the new process is waiting) is `SIGQUIT` sent to the running process,
+//!    which hands its sockets over, stops accepting and finishes its in-flight requests.
+//!    pingora's old process exits on `SIGQUIT` even if the hand-over fails, so this order is what
+//!    keeps a bad start from taking the gateway down. Memory-store sessions do not survive it.
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -16,6 +21,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::config;
+use crate::runtime::reload::{keys_file, keys_text, result_file};
 
 /// How long the new process may take to get ready (resolve its upstreams, wait for the sockets).
 const READY_WITHIN: Duration = Duration::from_secs(10);
@@ -50,10 +56,17 @@ pub enum ReloadError {
     NotReady { pid: i32 },
     #[error("cannot signal pid {pid}: {source}")]
     Signal { pid: i32, source: nix::Error },
+    #[error("pid {pid}: {message}")]
+    InProcess { pid: i32, message: String },
+    #[error("pid {pid} did not report its reload within {} s (see its log)", IN_PROCESS_WITHIN.as_secs())]
+    NoReport { pid: i32 },
 }
 
-pub fn reload(path: &Path) -> ExitCode {
-    match try_reload(path) {
+/// How long the running process may take to report an in-process reload.
+const IN_PROCESS_WITHIN: Duration = Duration::from_secs(20);
+
+pub fn reload(path: &Path, upgrade: bool) -> ExitCode {
+    match try_reload(path, upgrade) {
         Ok(msg) => {
             println!("mediagate: {msg}");
             ExitCode::SUCCESS
@@ -65,7 +78,7 @@ pub fn reload(path: &Path) -> ExitCode {
     }
 }
 
-fn try_reload(path: &Path) -> Result<String, ReloadError> {
+fn try_reload(path: &Path, force_upgrade: bool) -> Result<String, ReloadError> {
     let config = config::load(path)?;
     let pid_file = &config.server.pid_file;
     let old_pid = read_pid(pid_file)?;
@@ -75,6 +88,14 @@ fn try_reload(path: &Path) -> Result<String, ReloadError> {
             path: pid_file.clone(),
         });
     }
+    let why = match force_upgrade {
+        true => "--upgrade asks for a new process".to_owned(),
+        false => match in_process_blocker(path, &config, old_pid) {
+            None => return in_process(old_pid, pid_file),
+            Some(why) => why,
+        },
+    };
+    println!("mediagate: reloading by a new process: {why}");
     let sock = Path::new(&config.server.upgrade_sock);
     if sock.exists() {
         std::fs::remove_file(sock).map_err(|source| ReloadError::StaleSocket {
@@ -121,6 +142,86 @@ fn try_reload(path: &Path) -> Result<String, ReloadError> {
         "reloading: pid {old_pid} hands its sockets to pid {}",
         child.id()
     ))
+}
+
+/// Why the running process `pid` cannot take this file in process (`None`: it can).
+fn in_process_blocker(path: &Path, config: &config::Config, pid: i32) -> Option<String> {
+    let keys_path = keys_file(&config.server.pid_file);
+    // Written once the process watches SIGHUP (before that the signal would end it): a process
+    // that just started may take a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let running = loop {
+        let text = std::fs::read_to_string(&keys_path).unwrap_or_default();
+        if let Some((writer, rest)) = text.split_once('\n') {
+            if writer.trim() == pid.to_string() {
+                break rest.to_owned();
+            }
+        }
+        if Instant::now() > deadline {
+            return Some(format!(
+                "{} does not describe pid {pid} (it does not reload in process)",
+                keys_path.display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    let wanted = keys_text(&path, config);
+    let (running_path, running_keys) = running.split_once('\n').unwrap_or((&running, ""));
+    let (wanted_path, wanted_keys) = wanted.split_once('\n').unwrap_or((&wanted, ""));
+    if running_path != wanted_path {
+        return Some(format!(
+            "the running process reads {running_path}, not {wanted_path}"
+        ));
+    }
+    let changed: Vec<&str> = running_keys
+        .lines()
+        .zip(wanted_keys.lines())
+        .filter(|(a, b)| a != b)
+        .map(|(a, _)| a.split('\t').next().unwrap_or(a))
+        .collect();
+    if changed.is_empty() && running_keys.lines().count() == wanted_keys.lines().count() {
+        return None;
+    }
+    Some(format!(
+        "{} changed (only a new process can apply {})",
+        changed.join(", "),
+        if changed.len() == 1 { "it" } else { "them" }
+    ))
+}
+
+/// Sends `SIGHUP` and waits for the process to report the outcome.
+fn in_process(pid: i32, pid_file: &str) -> Result<String, ReloadError> {
+    let report = result_file(pid_file);
+    let attempt = |text: &str| text.split_whitespace().next().map(str::to_owned);
+    let before = std::fs::read_to_string(&report)
+        .ok()
+        .and_then(|t| attempt(&t));
+    kill(Pid::from_raw(pid), Signal::SIGHUP)
+        .map_err(|source| ReloadError::Signal { pid, source })?;
+    let deadline = Instant::now() + IN_PROCESS_WITHIN;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&report) {
+            if attempt(&text).is_some() && attempt(&text) != before {
+                let mut lines = text.lines();
+                let result = lines
+                    .next()
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .unwrap_or("");
+                let message = lines.next().unwrap_or("").to_owned();
+                return match result {
+                    "ok" => Ok(format!(
+                        "pid {pid} {message} (sessions and connections kept)"
+                    )),
+                    _ => Err(ReloadError::InProcess { pid, message }),
+                };
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(ReloadError::NoReport { pid });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn read_pid(pid_file: &str) -> Result<i32, ReloadError> {

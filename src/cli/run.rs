@@ -21,12 +21,13 @@ use crate::observe::admin::{AdminApp, Readiness, ReadinessWatcher};
 use crate::observe::diagnostics;
 use crate::observe::log_sink::{Destination, LogSink};
 use crate::observe::metrics::Metrics;
-use crate::observe::series::Series;
 use crate::pipeline::Gateway;
+use crate::runtime::reload::ReloadOnSighup;
+use crate::runtime::{Live, Runtime};
 use crate::server::bound::Bound;
 use crate::server::listener::{self, Listener};
+use crate::tracker::service::Sweeper;
 use crate::upstream::health_check::HealthChecker;
-use crate::upstream::Cluster;
 
 /// How long the logs may take to be written out at exit.
 const LOG_CLOSE: Duration = Duration::from_secs(2);
@@ -61,7 +62,9 @@ pub fn run(path: &Path, upgrade: bool, ready_file: Option<PathBuf>) -> ExitCode 
         }
     };
     diagnostics::init(&config.log.level, metrics.diagnostics_dropped.clone());
-    let code = serve(config, metrics, sockets, upgrade, ready_file);
+    // A reload reads the file again from wherever the process runs.
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    let code = serve(config, metrics, sockets, upgrade, ready_file, path);
     diagnostics::flush(LOG_CLOSE);
     code
 }
@@ -96,15 +99,17 @@ fn serve(
     sockets: Sockets,
     upgrade: bool,
     ready_file: Option<PathBuf>,
+    path: PathBuf,
 ) -> ExitCode {
-    let cluster = match Cluster::new(&config, &metrics) {
-        Ok(c) => Arc::new(c),
+    let runtime = match Runtime::first(config.clone(), &metrics) {
+        Ok(r) => r,
         Err(e) => {
             log::error!("{e}");
             eprintln!("mediagate: {e}");
             return ExitCode::FAILURE;
         }
     };
+    let live = Arc::new(Live::new(runtime, metrics.clone(), path));
     let tls = match &config.server.tls {
         None => None,
         Some((cert, key)) => match TlsSettings::intermediate(cert, key) {
@@ -126,9 +131,8 @@ fn serve(
     let listeners = 2 + usize::from(config.emulator.is_some());
     let report = Bound::new(listeners, ready_file);
 
-    let series = Series::new(metrics.clone(), config.enrich.rule_set_names());
     let access_log = access_sink.clone().map(AccessLog::new);
-    let gateway = Gateway::new(config.clone(), cluster.clone(), series, access_log);
+    let gateway = Gateway::new(live.clone(), access_log);
     let mut gateway = Listener::new(
         "gateway",
         config.server.listen,
@@ -150,6 +154,7 @@ fn serve(
     let admin = AdminApp {
         metrics: metrics.clone(),
         readiness: readiness.clone(),
+        live: Some(live.clone()),
     };
     let admin = Listener::new(
         "admin",
@@ -162,9 +167,17 @@ fn serve(
     server.add_service(background_service("readiness", ReadinessWatcher(readiness)));
     server.add_service(background_service(
         "health checks",
-        HealthChecker {
-            cluster,
-            settings: config.health.clone(),
+        HealthChecker { live: live.clone() },
+    ));
+    server.add_service(background_service(
+        "session tracker",
+        Sweeper { live: live.clone() },
+    ));
+    server.add_service(background_service(
+        "reload on SIGHUP",
+        ReloadOnSighup {
+            live: live.clone(),
+            pid_file: config.server.pid_file.clone(),
         },
     ));
     if let Some(sink) = &access_sink {

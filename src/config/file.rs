@@ -27,6 +27,8 @@ pub struct File {
     #[serde(default)]
     pub enrich: enrich::file::Enrich,
     #[serde(default)]
+    pub sessions: Sessions,
+    #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
     pub log: Log,
@@ -214,6 +216,70 @@ impl Default for Validation {
             error_params: p.error_params,
             ts_max_age_seconds: p.ts_max_age_ms.map(|ms| ms / 1000),
             ts_max_ahead_seconds: p.ts_max_ahead_ms.map(|ms| ms / 1000),
+        }
+    }
+}
+
+/// Where session state lives.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// In the process: bounded, lost on restart (sessions become unknown, never misjudged).
+    #[default]
+    Memory,
+    /// A Redis-protocol server shared by every replica.
+    Redis,
+}
+
+/// What happens to calls for sessions the gateway never saw start.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownSessions {
+    /// Forwarded, never judged (counted as `unknown`).
+    #[default]
+    Forward,
+    /// Answered 404 (safe only when every call goes through the gateway and, with several
+    /// replicas, the Redis store is used).
+    Reject,
+}
+
+/// Session tracking (`[sessions]`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sessions {
+    pub enabled: bool,
+    pub store: StoreKind,
+    pub redis_url: Option<String>,
+    pub key_prefix: String,
+    pub store_timeout_ms: u64,
+    pub max_sessions: usize,
+    pub closed_retention_seconds: u64,
+    pub reorder_window_ms: u64,
+    pub idle_timeout_seconds: u64,
+    pub playhead_timeout_seconds: u64,
+    pub playhead_tolerance_seconds: f64,
+    pub unknown_sessions: UnknownSessions,
+    /// The mode of each rule, by name (`session_closed = "enforce"`).
+    pub rules: std::collections::BTreeMap<String, sessions::Mode>,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        let s = sessions::Settings::default();
+        Sessions {
+            enabled: true,
+            store: StoreKind::Memory,
+            redis_url: None,
+            key_prefix: "mediagate:session:".into(),
+            store_timeout_ms: 20,
+            max_sessions: 1_000_000,
+            closed_retention_seconds: s.closed_retention_ms / 1000,
+            reorder_window_ms: s.reorder_window_ms,
+            idle_timeout_seconds: s.idle_timeout_ms / 1000,
+            playhead_timeout_seconds: s.playhead_timeout_ms / 1000,
+            playhead_tolerance_seconds: s.playhead_tolerance,
+            unknown_sessions: UnknownSessions::Forward,
+            rules: std::collections::BTreeMap::new(),
         }
     }
 }

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use file::{HealthCheckKind, Mode};
+pub use file::{HealthCheckKind, Mode, StoreKind, UnknownSessions};
 use location::Rewriter;
 use mcapi::content_type::ContentTypePolicy;
 use mcapi::sid::SidFormat;
@@ -64,9 +64,32 @@ pub struct Config {
     pub validation: Validation,
     pub enrich: enrich::Rules,
     pub location: Rewriter,
+    pub sessions: Sessions,
     pub limits: Limits,
     pub log: Log,
     pub emulator: Option<Emulator>,
+}
+
+/// Session tracking (`[sessions]`), when it is on.
+#[derive(Debug, Clone)]
+pub struct Sessions {
+    pub enabled: bool,
+    pub store: Store,
+    pub store_timeout: Duration,
+    pub max_sessions: usize,
+    pub unknown_sessions: UnknownSessions,
+    pub settings: sessions::Settings,
+}
+
+/// Where session state lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Store {
+    Memory,
+    Redis {
+        /// `redis://` or `rediss://`, credentials resolved (`${env:NAME}`).
+        url: String,
+        key_prefix: String,
+    },
 }
 
 /// The per-client rate limit (`[limits]`), when it is on.
@@ -75,7 +98,7 @@ pub struct Limits {
     pub rate: Option<RateLimit>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimit {
     pub per_second: f64,
     pub burst: u32,
@@ -107,7 +130,7 @@ pub struct Server {
 }
 
 /// One upstream collection backend.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Upstream {
     pub name: String,
     pub tls: bool,

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{
-    file, Config, ConfigError, Emulator, Health, Limits, Log, RateLimit, Server, Upstream,
-    Validation,
+    file, Config, ConfigError, Emulator, Health, Limits, Log, RateLimit, Server, Sessions, Store,
+    Upstream, Validation,
 };
 use location::{normalize_authority, Rewriter};
 use mcapi::Policies;
@@ -35,6 +35,7 @@ pub(super) fn resolve(file: file::File, env: &dyn Fn(&str) -> Option<String>) ->
         validation,
         enrich,
         location,
+        sessions: sessions(&file.sessions, env)?,
         limits: limits(&file.limits)?,
         log: log(&file.log)?,
         emulator: file.emulator.as_ref().map(emulator).transpose()?,
@@ -237,6 +238,94 @@ fn validation(v: &file::Validation) -> Validation {
         sid_format: v.sid_format,
         content_type: v.content_type,
     }
+}
+
+fn sessions(f: &file::Sessions, env: &dyn Fn(&str) -> Option<String>) -> Result<Sessions> {
+    let key = |k: &str| format!("[sessions] {k}");
+    let mut settings = sessions::Settings::default();
+    let secs = |k: &str, v: u64, max: u64| in_range(&key(k), v, 1, max).map(|v| v * 1000);
+    settings.idle_timeout_ms = secs("idle_timeout_seconds", f.idle_timeout_seconds, 86_400)?;
+    settings.playhead_timeout_ms = secs(
+        "playhead_timeout_seconds",
+        f.playhead_timeout_seconds,
+        86_400,
+    )?;
+    settings.closed_retention_ms = secs(
+        "closed_retention_seconds",
+        f.closed_retention_seconds,
+        7 * 86_400,
+    )?;
+    settings.reorder_window_ms =
+        in_range(&key("reorder_window_ms"), f.reorder_window_ms, 0, 60_000)?;
+    if !(0.0..=86_400.0).contains(&f.playhead_tolerance_seconds) {
+        return Err(ConfigError::invalid(
+            key("playhead_tolerance_seconds"),
+            "must be between 0 and 86400",
+        ));
+    }
+    settings.playhead_tolerance = f.playhead_tolerance_seconds;
+    for (name, mode) in &f.rules {
+        let at = format!("[sessions.rules] {name}");
+        let rule = sessions::Rule::parse(name).ok_or_else(|| {
+            let names: Vec<&str> = sessions::Rule::ALL.iter().map(|r| r.as_str()).collect();
+            ConfigError::invalid(
+                &at,
+                format!("not a session rule (one of {})", names.join(", ")),
+            )
+        })?;
+        settings.set_mode(rule, *mode).map_err(|_| {
+            ConfigError::invalid(
+                &at,
+                "an order-sensitive rule can only be \"off\" or \"report\": it is judged after the reorder window, when the call has already gone upstream, and a late call may yet explain it",
+            )
+        })?;
+    }
+    let store = match f.store {
+        file::StoreKind::Memory => {
+            if f.redis_url.is_some() {
+                return Err(ConfigError::invalid(
+                    key("redis_url"),
+                    "only meaningful with store = \"redis\"",
+                ));
+            }
+            Store::Memory
+        }
+        file::StoreKind::Redis => {
+            let raw = f.redis_url.as_deref().ok_or_else(|| {
+                ConfigError::invalid(key("redis_url"), "needed by store = \"redis\"")
+            })?;
+            let url = enrich::Template::compile(raw, env)
+                .ok()
+                .and_then(|t| t.as_constant().map(str::to_owned))
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        key("redis_url"),
+                        "a URL, with ${env:NAME} for secrets (an unset variable is an error)",
+                    )
+                })?;
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(ConfigError::invalid(
+                    key("redis_url"),
+                    "must start with redis:// or rediss:// (TLS)",
+                ));
+            }
+            if f.key_prefix.is_empty() {
+                return Err(ConfigError::invalid(key("key_prefix"), "must not be empty"));
+            }
+            Store::Redis {
+                url,
+                key_prefix: f.key_prefix.clone(),
+            }
+        }
+    };
+    Ok(Sessions {
+        enabled: f.enabled,
+        store,
+        store_timeout: millis(&key("store_timeout_ms"), f.store_timeout_ms)?,
+        max_sessions: in_range(&key("max_sessions"), f.max_sessions, 1, 100_000_000)?,
+        unknown_sessions: f.unknown_sessions,
+        settings,
+    })
 }
 
 fn limits(l: &file::Limits) -> Result<Limits> {

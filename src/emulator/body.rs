@@ -134,6 +134,7 @@ mod tests {
             event_type: Some(EventType::Ping),
             params: None,
             custom_metadata: None,
+            player_time: None,
         };
         let checked = Checked {
             text,

@@ -4,6 +4,8 @@
 //! - `GET /healthz` — 200 while the process serves requests (liveness);
 //! - `GET /readyz`  — 200 while the gateway accepts traffic, 503 from the moment a graceful
 //!   shutdown or upgrade starts (readiness; load balancers stop sending new requests);
+//! - `GET /sessions/{sid}` — the session tracker's state of one session, as JSON (why it got a
+//!   410, what is open; 404 when the tracker does not know it);
 //! - another method on those paths — 405 with `Allow`; anything else — 404.
 
 use async_trait::async_trait;
@@ -15,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::metrics::Metrics;
+use crate::runtime::Live;
 use crate::server::{App, ConnSettings, Exchange};
 
 /// Shared readiness flag: true from start until shutdown begins.
@@ -53,6 +56,37 @@ impl BackgroundService for ReadinessWatcher {
 pub struct AdminApp {
     pub metrics: Arc<Metrics>,
     pub readiness: Readiness,
+    /// The gateway's runtime (the session tracker), when this admin listener has a gateway.
+    pub live: Option<Arc<Live>>,
+}
+
+impl AdminApp {
+    /// `GET /sessions/{sid}`.
+    async fn session(&self, sid: &str) -> (u16, &'static str, Vec<u8>) {
+        let json = "application/json";
+        let runtime = self.live.as_ref().map(|l| l.load());
+        let Some(tracker) = runtime.as_ref().and_then(|r| r.tracker.as_ref()) else {
+            let body = serde_json::json!({"sid": sid, "message": "session tracking is off ([sessions] enabled = false)"});
+            return (404, json, body.to_string().into_bytes());
+        };
+        let store = tracker.store_name();
+        let (status, body) = match tracker.view(sid).await {
+            Ok(Some(view)) => (
+                200,
+                serde_json::json!({"sid": sid, "store": store, "known": true, "session": view}),
+            ),
+            Ok(None) => (
+                404,
+                serde_json::json!({"sid": sid, "store": store, "known": false,
+                    "message": "unknown: the tracker never saw it start, forgot it (closed longer than closed_retention_seconds), or evicted it (max_sessions)"}),
+            ),
+            Err(e) => (
+                503,
+                serde_json::json!({"sid": sid, "store": store, "message": format!("the session store failed: {e}")}),
+            ),
+        };
+        (status, json, body.to_string().into_bytes())
+    }
 }
 
 impl App for AdminApp {
@@ -67,7 +101,15 @@ impl App for AdminApp {
     async fn serve<'a, 'c: 'a>(&'a self, ex: &'a mut Exchange<'c>) {
         let method = &ex.head.method;
         let is_get = method == http::Method::GET || method == http::Method::HEAD;
-        let (status, content_type, body) = match (ex.head.uri.path(), is_get) {
+        let path = ex.head.uri.path().to_owned();
+        let session = path
+            .strip_prefix("/sessions/")
+            .filter(|sid| !sid.is_empty() && !sid.contains('/'));
+        let (status, content_type, body) = match (path.as_str(), is_get) {
+            (_, true) if session.is_some() => self.session(session.unwrap_or_default()).await,
+            (_, false) if session.is_some() => {
+                (405, "text/plain", b"method not allowed\n".to_vec())
+            }
             ("/metrics", true) => (
                 200,
                 "text/plain; version=0.0.4; charset=utf-8",

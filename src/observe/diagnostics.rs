@@ -4,6 +4,7 @@
 //! stalling the thread that logs; before and after (start-up checks, the last words before an
 //! exit) they are written at once, so that nothing said then is lost.
 
+use arc_swap::ArcSwap;
 use prometheus::IntCounter;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,11 +34,54 @@ pub fn init(level: &str, dropped: IntCounter) {
     if SINK.set(sink.clone()).is_err() {
         return;
     }
+    let logger = build(level, sink);
+    let max = logger.filter();
+    let swappable = LOGGER.get_or_init(|| Swappable(ArcSwap::from_pointee(logger)));
+    if log::set_logger(swappable).is_ok() {
+        log::set_max_level(max);
+    }
+}
+
+/// The `env_logger` of `level` (`RUST_LOG` wins when set), writing to `sink`.
+fn build(level: &str, sink: Arc<LogSink>) -> env_logger::Logger {
     let env = env_logger::Env::default().default_filter_or(level);
-    let _ = env_logger::Builder::from_env(env)
+    env_logger::Builder::from_env(env)
         .format_timestamp_millis()
         .target(env_logger::Target::Pipe(Box::new(Writer(sink))))
-        .try_init();
+        .build()
+}
+
+/// Changes the level (`[log] level`, on an in-process reload). `Err`: why it stays.
+pub fn set_level(level: &str) -> Result<(), String> {
+    if std::env::var_os("RUST_LOG").is_some() {
+        return Err("RUST_LOG is set and decides the level".into());
+    }
+    let (Some(sink), Some(swappable)) = (SINK.get(), LOGGER.get()) else {
+        return Err("the diagnostic log is not running".into());
+    };
+    let logger = build(level, sink.clone());
+    log::set_max_level(logger.filter());
+    swappable.0.store(Arc::new(logger));
+    Ok(())
+}
+
+/// The installed logger, replaced whole when the level changes.
+static LOGGER: OnceLock<Swappable> = OnceLock::new();
+
+struct Swappable(ArcSwap<env_logger::Logger>);
+
+impl log::Log for Swappable {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        self.0.load().enabled(metadata)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        self.0.load().log(record)
+    }
+
+    fn flush(&self) {
+        self.0.load().flush()
+    }
 }
 
 /// Lines go through the sink from now on (the server is running).

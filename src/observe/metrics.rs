@@ -14,6 +14,12 @@ use prometheus::{
 
 use mcapi::{EventType, CONTENT_TYPES};
 
+/// The `kind` label values of `mediagate_session_store_errors_total`.
+pub const SESSION_STORE_ERRORS: [&str; 4] = ["timeout", "unavailable", "corrupt", "conflict"];
+
+/// The `result` label values of `mediagate_config_reloads_total`.
+pub const RELOAD_RESULTS: [&str; 3] = ["ok", "failed", "upgrade_needed"];
+
 /// The `reason` label values of `mediagate_load_shed_total`.
 pub const LOAD_SHED_REASONS: [&str; 3] = ["inflight_body_bytes", "rate_limit", "max_connections"];
 
@@ -39,6 +45,18 @@ pub struct Metrics {
     pub load_shed: IntCounterVec,
     pub connections_open: IntGauge,
     pub headers_dropped: IntCounterVec,
+    pub sessions_active: IntGauge,
+    pub session_violations: IntCounterVec,
+    pub session_store_errors: IntCounterVec,
+    pub session_calls: IntCounterVec,
+    pub sessions_closed: IntCounterVec,
+    pub sessions_evicted: IntCounter,
+    pub sessions_tracked: IntCounter,
+    pub session_schedule_full: IntCounter,
+    pub config_reloads: IntCounterVec,
+    pub session_duration: HistogramVec,
+    pub session_events: HistogramVec,
+    pub session_store_duration: HistogramVec,
     pub build_info: IntGaugeVec,
     pub start_time: Gauge,
 }
@@ -167,6 +185,73 @@ impl Metrics {
             "Request header fields not forwarded upstream, by reason (underscore: a name with '_').",
             &["reason"],
         )?;
+        let sessions_active = IntGauge::new(
+            "mediagate_sessions_active",
+            "Tracked sessions that are open (memory store: this process's; redis: every replica's, from the store).",
+        )?;
+        registry.register(Box::new(sessions_active.clone()))?;
+        let session_violations = counter(
+            "mediagate_session_violations_total",
+            "Session rules broken, by rule and action (reported: the call went on; refused: the gateway answered it).",
+            &["rule", "action"],
+        )?;
+        let session_store_errors = counter(
+            "mediagate_session_store_errors_total",
+            "Session store operations that failed, by kind (timeout, unavailable, corrupt, conflict); the call went on unjudged.",
+            &["kind"],
+        )?;
+        let session_calls = counter(
+            "mediagate_session_calls_total",
+            "Calls on sessions, by outcome (judged: a tracked session; unknown: never seen start, forgotten, or missed an update; refused: answered by a session rule).",
+            &["outcome"],
+        )?;
+        let sessions_closed = counter(
+            "mediagate_sessions_closed_total",
+            "Tracked sessions that closed, by reason (session_end, idle_timeout, playhead_timeout, upstream_gone).",
+            &["reason"],
+        )?;
+        let sessions_evicted = IntCounter::new(
+            "mediagate_sessions_evicted_total",
+            "Tracked sessions dropped because [sessions] max_sessions was reached (they become unknown).",
+        )?;
+        registry.register(Box::new(sessions_evicted.clone()))?;
+        let sessions_tracked = IntCounter::new(
+            "mediagate_sessions_tracked_total",
+            "Sessions the tracker started following (the upstream's 201 named them).",
+        )?;
+        registry.register(Box::new(sessions_tracked.clone()))?;
+        let session_schedule_full = IntCounter::new(
+            "mediagate_session_schedule_full_total",
+            "Looks the tracker could not schedule (over a million sessions waiting): their calls are judged by the session's next call or close instead.",
+        )?;
+        registry.register(Box::new(session_schedule_full.clone()))?;
+        let config_reloads = counter(
+            "mediagate_config_reloads_total",
+            "In-process configuration reloads (SIGHUP), by result (ok; failed: the file failed the check; upgrade_needed: keys that need new sockets changed). Nothing changes unless ok.",
+            &["result"],
+        )?;
+        let session_duration = histogram(
+            "mediagate_session_duration_seconds",
+            "How long tracked sessions lasted, from their start to their close.",
+            &[],
+            vec![
+                10.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 43200.0, 86400.0,
+            ],
+        )?;
+        let session_events = histogram(
+            "mediagate_session_events",
+            "Calls per tracked session, counted when it closes.",
+            &[],
+            exponential_buckets(1.0, 4.0, 9)?,
+        )?;
+        let session_store_duration = histogram(
+            "mediagate_session_store_duration_seconds",
+            "Time of session store operations, by operation (read, update).",
+            &["op"],
+            vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1,
+            ],
+        )?;
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "mediagate_build_info",
@@ -210,6 +295,18 @@ impl Metrics {
             load_shed,
             connections_open,
             headers_dropped,
+            sessions_active,
+            session_violations,
+            session_store_errors,
+            session_calls,
+            sessions_closed,
+            sessions_evicted,
+            sessions_tracked,
+            session_schedule_full,
+            config_reloads,
+            session_duration,
+            session_events,
+            session_store_duration,
             build_info,
             start_time,
         };
@@ -234,6 +331,26 @@ impl Metrics {
             self.load_shed.with_label_values(&[reason]);
         }
         self.headers_dropped.with_label_values(&["underscore"]);
+        for rule in sessions::Rule::ALL {
+            self.session_violations
+                .with_label_values(&[rule.as_str(), "reported"]);
+            if !rule.order_sensitive() {
+                self.session_violations
+                    .with_label_values(&[rule.as_str(), "refused"]);
+            }
+        }
+        for result in RELOAD_RESULTS {
+            self.config_reloads.with_label_values(&[result]);
+        }
+        for kind in SESSION_STORE_ERRORS {
+            self.session_store_errors.with_label_values(&[kind]);
+        }
+        for outcome in ["judged", "unknown", "refused"] {
+            self.session_calls.with_label_values(&[outcome]);
+        }
+        for reason in sessions::Closed::REASONS {
+            self.sessions_closed.with_label_values(&[reason.as_str()]);
+        }
     }
 
     /// The text exposition of every series.

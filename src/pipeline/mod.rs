@@ -4,14 +4,21 @@
 //! 2. for an events call, its session's owner ([`prepare::owner_path`], 404 when none);
 //! 3. the content type (415) and the body (413, 408, 400 — `server::exchange`);
 //! 4. validation and enrichment ([`prepare::check`], pure): refuse (400) or forward;
-//! 5. the upstream exchange (`upstream::Cluster::forward`, with the retry rule);
-//! 6. the answer relayed to the player ([`relay`]: CORS, `Location`);
-//! 7. the record: metrics and the access log ([`record`]).
+//! 5. for an events call, the session gate ([`crate::tracker::Tracker::before`]): refuse a
+//!    call to a closed session (410) or an enforced playhead (400), or an unknown session (404,
+//!    when configured);
+//! 6. the upstream exchange (`upstream::Cluster::forward`, with the retry rule);
+//! 7. the answer relayed to the player ([`relay`]: CORS, `Location`), the tracker told first
+//!    (a 201 starts a session; an events answer updates it);
+//! 8. the record: metrics and the access log ([`record`]).
 //!
-//! **May use:** `config`, `mcapi`, `enrich`, `location`, `server` (the exchange it is handed),
-//! `upstream` (through [`Cluster`] and [`UpstreamId`] only), `observe`. The steps that decide
-//! something are pure functions in [`prepare`], [`headers`] and the crates; this module only
-//! strings them together with the I/O.
+//! Each request runs on the runtime generation current when it started ([`Pass`]): an
+//! in-process reload never changes the rules under a request in flight.
+//!
+//! **May use:** `config`, `mcapi`, `enrich`, `location`, `sessions`, `server` (the exchange it
+//! is handed), `upstream` (through [`Cluster`] and [`UpstreamId`] only), `runtime`, `tracker`,
+//! `observe`. The steps that decide something are pure functions in [`prepare`], [`summary`],
+//! [`headers`] and the crates; this module only strings them together with the I/O.
 
 pub mod context;
 pub mod headers;
@@ -19,19 +26,21 @@ pub mod prepare;
 pub mod rate_limit;
 pub mod record;
 mod relay;
+pub mod summary;
 
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{Config, Mode};
+use crate::config::Mode;
 use crate::observe::access_log::AccessLog;
-use crate::observe::series::Series;
+use crate::runtime::{Live, Runtime};
 use crate::server::answers::ErrorReply;
 use crate::server::budget::{BodyBudget, Held};
 use crate::server::connection::write_error;
 use crate::server::{App, BodyFailure, ConnSettings, Exchange};
-use crate::upstream::{self, Cluster, Target};
+use crate::tracker::{Ticket, Verdict};
+use crate::upstream::{self, Target};
 use context::{RequestCtx, RequestIds};
 use mcapi::route::{self, Action};
 use mcapi::sid::OwnerError;
@@ -43,49 +52,52 @@ type Result = std::io::Result<()>;
 
 /// The gateway: the players' listener's app.
 pub struct Gateway {
-    config: Arc<Config>,
-    cluster: Arc<Cluster>,
-    series: Series,
+    live: Arc<Live>,
     access_log: Option<AccessLog>,
     request_ids: RequestIds,
     /// Body bytes held by all requests together (`[server] max_inflight_body_bytes`).
     bodies: BodyBudget,
-    /// The per-client rate limit, when `[limits]` switches it on.
-    rate_limit: Option<rate_limit::RateLimiter>,
     /// Whether the listener speaks TLS (for `X-Forwarded-Proto`).
     tls: bool,
 }
 
 impl Gateway {
-    pub fn new(
-        config: Arc<Config>,
-        cluster: Arc<Cluster>,
-        series: Series,
-        access_log: Option<AccessLog>,
-    ) -> Gateway {
+    pub fn new(live: Arc<Live>, access_log: Option<AccessLog>) -> Gateway {
+        let config = live.load().config.clone();
         Gateway {
             tls: config.server.tls.is_some(),
             bodies: BodyBudget::new(config.server.max_inflight_body_bytes),
-            rate_limit: config
-                .limits
-                .rate
-                .as_ref()
-                .map(rate_limit::RateLimiter::new),
-            config,
-            cluster,
-            series,
+            live,
             access_log,
             request_ids: RequestIds::new(),
         }
     }
+}
 
+/// What the tracker is told once the upstream answered.
+pub(crate) enum Tracking {
+    None,
+    /// A session start: the 201's `Location` names the session.
+    Start(sessions::Start),
+    /// An events call that passed the gate.
+    Events(Ticket),
+}
+
+/// One request's pass through the gateway: the runtime generation it started on.
+struct Pass<'g> {
+    rt: Arc<Runtime>,
+    gw: &'g Gateway,
+}
+
+impl Pass<'_> {
     /// Routes the request and writes the whole answer.
     async fn handle(&self, ex: &mut Exchange<'_>, ctx: &mut RequestCtx) -> Result {
         let (route, action) = route::dispatch(&ex.head.method, ex.head.uri.path());
         ctx.route = route;
-        if let (Some(limiter), Some(client)) = (&self.rate_limit, ctx.client_ip) {
+        if let (Some(limiter), Some(client)) = (&self.rt.rate_limit, ctx.client_ip) {
             if let Err(seconds) = limiter.take(client, ctx.received_ms) {
-                self.series
+                self.rt
+                    .series
                     .metrics()
                     .load_shed
                     .with_label_values(&["rate_limit"])
@@ -121,7 +133,10 @@ impl Gateway {
                     crate::server::answers::preflight_answer(ex.version(), ex.keep_alive());
                 ex.send(&answer).await
             }
-            Action::ForwardBodiless => self.forward(ex, ctx, Target::Balanced, None).await,
+            Action::ForwardBodiless => {
+                self.forward(ex, ctx, Target::Balanced, None, Tracking::None)
+                    .await
+            }
             Action::ForwardBody(endpoint) => self.forward_body(ex, ctx, endpoint).await,
         }
     }
@@ -133,7 +148,8 @@ impl Gateway {
         ctx: &mut RequestCtx,
         endpoint: Endpoint,
     ) -> Result {
-        let cfg = &self.config;
+        let rt = self.rt.clone();
+        let cfg = &rt.config;
         let target = match endpoint {
             Endpoint::Events => match self.owner(ex) {
                 Ok(target) => target,
@@ -160,9 +176,10 @@ impl Gateway {
                 &cfg.validation.policies,
                 rules,
                 &ectx,
+                rt.tracker.is_some(),
             )
         };
-        self.series
+        rt.series
             .violations(ctx.route, &prepared.violations, &prepared.omitted);
         ctx.violations = prepared.error_count();
         match &mut prepared.decision {
@@ -192,15 +209,75 @@ impl Gateway {
                     );
                 }
                 for (event_type, content_type) in &prepared.events {
-                    self.series.event(*event_type, *content_type);
+                    rt.series.event(*event_type, *content_type);
                 }
                 if let Some(applied) = &prepared.applied {
-                    self.series
+                    rt.series
                         .enrichment(ctx.route, &rules.name, applied, prepared.rewritten);
                 }
-                self.forward(ex, ctx, target, Some(body)).await
+                let summary = std::mem::take(&mut prepared.summary);
+                let tracking = match (&rt.tracker, endpoint) {
+                    (None, _) => Tracking::None,
+                    (Some(_), Endpoint::Sessions) => {
+                        summary.start.map_or(Tracking::None, Tracking::Start)
+                    }
+                    (Some(tracker), Endpoint::Events) => {
+                        let sid = route::sid_of(ex.head.uri.path()).unwrap_or_default();
+                        let (verdict, ticket) = tracker
+                            .before(sid, summary.observations, ctx.received_ms)
+                            .await;
+                        match verdict {
+                            Verdict::Forward => Tracking::Events(ticket),
+                            Verdict::Refuse(rule) => return self.refuse(ex, ctx, rule).await,
+                            Verdict::RejectUnknown => {
+                                let message = "unknown session: the gateway never saw it start ([sessions] unknown_sessions = \"reject\")";
+                                return self.error(ex, ctx, 404, message).await;
+                            }
+                        }
+                    }
+                    (Some(_), _) => Tracking::None,
+                };
+                self.forward(ex, ctx, target, Some(body), tracking).await
             }
         }
+    }
+
+    /// A call a session rule refuses: 410 for a closed session, 400 for a playhead out of range.
+    async fn refuse(
+        &self,
+        ex: &mut Exchange<'_>,
+        ctx: &mut RequestCtx,
+        rule: sessions::Rule,
+    ) -> Result {
+        let (status, path, mcapi_rule, message, detail) = match rule {
+            sessions::Rule::PlayheadRange => (
+                400,
+                "/playerTime/playhead",
+                mcapi::rules::Rule::PlayheadRange,
+                "invalid request body",
+                "the playhead is outside the session's range (a live session's 0 to 86400, an on-demand one's content length plus the tolerance)",
+            ),
+            _ => (
+                410,
+                "",
+                mcapi::rules::Rule::SessionClosed,
+                "the session is closed: the backend drops calls to it",
+                "the session ended (sessionEnd), expired (no call or no playhead movement for too long) or is gone upstream; start a new session",
+            ),
+        };
+        let violation = mcapi::Violation {
+            path: path.to_owned(),
+            rule: mcapi_rule,
+            detail: detail.to_owned(),
+            severity: mcapi::Severity::Error,
+            event_type: None,
+        };
+        let errors = [&violation];
+        let reply = ErrorReply {
+            errors: &errors,
+            ..ErrorReply::plain(status, message)
+        };
+        self.send_error(ex, ctx, &reply).await
     }
 
     /// Where an events call goes: its session's owner, with the upstream's own sid in the path.
@@ -208,8 +285,9 @@ impl Gateway {
         let uri = &ex.head.uri;
         let outward = route::sid_of(uri.path()).ok_or("no such route")?;
         match self
+            .rt
             .cluster
-            .owner(outward, self.config.validation.sid_format)
+            .owner(outward, self.rt.config.validation.sid_format)
         {
             Ok((id, sid)) => Ok(Target::Owner {
                 id,
@@ -227,8 +305,8 @@ impl Gateway {
         ex: &mut Exchange<'_>,
         ctx: &mut RequestCtx,
     ) -> std::io::Result<Option<(Bytes, Held<'_>)>> {
-        let max = self.config.server.max_body_bytes;
-        let failure = match ex.read_body_within(max, &self.bodies).await {
+        let max = self.rt.config.server.max_body_bytes;
+        let failure = match ex.read_body_within(max, &self.gw.bodies).await {
             Ok(read) => return Ok(Some(read)),
             Err(failure) => failure,
         };
@@ -249,7 +327,8 @@ impl Gateway {
                     .await?
             }
             BodyFailure::Overloaded => {
-                self.series
+                self.rt
+                    .series
                     .metrics()
                     .load_shed
                     .with_label_values(&["inflight_body_bytes"])
@@ -267,27 +346,30 @@ impl Gateway {
         Ok(None)
     }
 
-    /// Step 5 and 6: sends the request upstream and relays the answer, or answers 502/503/504.
+    /// Steps 6 and 7: sends the request upstream and relays the answer, or answers 502/503/504.
     async fn forward(
         &self,
         ex: &mut Exchange<'_>,
         ctx: &mut RequestCtx,
         target: Target,
         body: Option<Bytes>,
+        tracking: Tracking,
     ) -> Result {
         let rules = self.rule_set(ex);
         let set = {
             let ectx = self.enrich_context(ctx, ex);
-            self.config
+            self.rt
+                .config
                 .enrich
-                .upstream_headers(rules, &ectx, ex.peer(), self.tls)
+                .upstream_headers(rules, &ectx, ex.peer(), self.gw.tls)
         };
         let head = &ex.head;
-        let underscores = self.config.server.underscores_in_headers;
+        let underscores = self.rt.config.server.underscores_in_headers;
         if !underscores {
             let dropped = headers::underscore_names(&head.headers);
             if dropped > 0 {
-                self.series
+                self.rt
+                    .series
                     .metrics()
                     .headers_dropped
                     .with_label_values(&["underscore"])
@@ -321,9 +403,14 @@ impl Gateway {
             wire: &wire,
             expect: &expect,
         };
-        match self.cluster.forward(&request).await {
-            Ok(exchanged) => self.relay(ex, ctx, exchanged).await,
+        match self.rt.cluster.forward(&request).await {
+            Ok(exchanged) => self.relay(ex, ctx, exchanged, tracking).await,
             Err(exhausted) => {
+                // The upstream may have taken the call without the gateway learning it: the
+                // session's state can no longer be trusted.
+                if let (Tracking::Events(ticket), Some(tracker)) = (tracking, &self.rt.tracker) {
+                    tracker.uncertain(ticket).await;
+                }
                 let (status, message) = match exhausted.last {
                     Some((id, kind)) => {
                         ctx.upstream = Some(id);
@@ -379,15 +466,15 @@ impl Gateway {
             .get("host")
             .and_then(|v| v.to_str().ok())
             .or_else(|| req.uri.host());
-        self.config.enrich.select(host, req.uri.path())
+        self.rt.config.enrich.select(host, req.uri.path())
     }
 
-    /// Step 7.
+    /// Step 8.
     fn record(&self, ex: &Exchange<'_>, ctx: &RequestCtx) {
-        let upstream = ctx.upstream.map(|id| self.cluster.name(id));
+        let upstream = ctx.upstream.map(|id| self.rt.cluster.name(id));
         record::record(
-            &self.series,
-            self.access_log.as_ref(),
+            &self.rt.series,
+            self.gw.access_log.as_ref(),
             &Record {
                 received_ms: ctx.received_ms,
                 request_id: &ctx.request_id,
@@ -410,7 +497,8 @@ impl Gateway {
 
 impl App for Gateway {
     fn settings(&self) -> ConnSettings {
-        let s = &self.config.server;
+        let rt = self.live.load();
+        let s = &rt.config.server;
         ConnSettings {
             read_timeout: s.client_read_timeout,
             keepalive_timeout: Duration::from_secs(s.keepalive_timeout_seconds),
@@ -419,21 +507,26 @@ impl App for Gateway {
     }
 
     async fn serve<'a, 'c: 'a>(&'a self, ex: &'a mut Exchange<'c>) {
-        let _inflight = InFlight::new(&self.series.metrics().inflight);
+        let pass = Pass {
+            rt: self.live.load(),
+            gw: self,
+        };
+        let _inflight = InFlight::new(&pass.rt.series.metrics().inflight);
         let peer = ex.peer();
         let headers = &ex.head.headers;
-        let request_id = match self.config.enrich.incoming_request_id(peer, headers) {
+        let enrich = &pass.rt.config.enrich;
+        let request_id = match enrich.incoming_request_id(peer, headers) {
             Some(id) => id.to_owned(),
             None => self.request_ids.next(),
         };
-        let client_ip = self.config.enrich.client_ip(peer, headers);
+        let client_ip = enrich.client_ip(peer, headers);
         let mut ctx = RequestCtx::new(request_id, client_ip);
-        if let Err(e) = self.handle(ex, &mut ctx).await {
+        if let Err(e) = pass.handle(ex, &mut ctx).await {
             log::debug!("request {}: {e}", ctx.request_id);
             // The answer could not be written whole: the connection cannot be reused.
             ex.close_after();
         }
-        self.record(ex, &ctx);
+        pass.record(ex, &ctx);
     }
 
     fn refused(
@@ -445,7 +538,7 @@ impl App for Gateway {
     ) {
         let request_id = self.request_ids.next();
         record::record(
-            &self.series,
+            &self.live.load().series,
             self.access_log.as_ref(),
             &Record {
                 received_ms: record::refused_at(elapsed),
@@ -467,7 +560,10 @@ impl App for Gateway {
     }
 
     fn panicked(&self, _ex: &Exchange<'_>) {
-        self.series.status(mcapi::route::Route::Unknown, 500);
+        self.live
+            .load()
+            .series
+            .status(mcapi::route::Route::Unknown, 500);
     }
 }
 

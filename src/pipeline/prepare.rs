@@ -5,6 +5,7 @@
 
 use bytes::Bytes;
 
+use super::summary::{summarize, Summary};
 use crate::config::Mode;
 use enrich::{Applied, RuleSet};
 use mcapi::{Endpoint, EventType, Policies, Severity, Violation};
@@ -41,6 +42,8 @@ pub struct Prepared {
     pub applied: Option<Applied>,
     /// Whether enrichment changed the body.
     pub rewritten: bool,
+    /// What the session tracker learns from the body (empty unless asked for).
+    pub summary: Summary,
 }
 
 impl Prepared {
@@ -69,7 +72,7 @@ impl Prepared {
 }
 
 /// Validates `body` (unless `mode` is off) and, when it is to be forwarded and is JSON, enriches
-/// it with `rules` in `ectx`.
+/// it with `rules` in `ectx`; with `track`, summarizes it for the session tracker.
 pub fn check(
     endpoint: Endpoint,
     body: Bytes,
@@ -77,6 +80,7 @@ pub fn check(
     policies: &Policies,
     rules: &RuleSet,
     ectx: &enrich::Context<'_>,
+    track: bool,
 ) -> Prepared {
     let checked = mcapi::check(endpoint, &body, policies, ectx.received_at_ms);
     let valid = checked.is_valid();
@@ -99,6 +103,7 @@ pub fn check(
             events: Vec::new(),
             applied: None,
             rewritten: false,
+            summary: Summary::default(),
         };
     }
     let (enriched, applied) = match &document {
@@ -121,6 +126,11 @@ pub fn check(
             (event.event_type, content_type)
         })
         .collect();
+    // Summarized from the body as received: enrichment never touches what the tracker reads.
+    let summary = match (&document, track) {
+        (Some(doc), true) => summarize(doc),
+        _ => Summary::default(),
+    };
     drop(document);
     let rewritten = enriched.is_some();
     let body = enriched.map_or(body, Bytes::from);
@@ -131,5 +141,6 @@ pub fn check(
         events,
         applied,
         rewritten,
+        summary,
     }
 }

@@ -23,6 +23,7 @@ use http::Method;
 use pingora_core::connectors::{ConnectorOptions, TransportConnector};
 use pingora_core::upstreams::peer::HttpPeer;
 use prometheus::{Histogram, IntCounter, IntGauge};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::{self, Config};
@@ -111,7 +112,10 @@ struct MemberSeries {
 }
 
 pub struct Cluster {
-    members: Vec<Member>,
+    /// Shared with the cluster an in-process reload builds when the upstream's settings stay
+    /// the same (its idle connections and health are kept).
+    members: Vec<Arc<Member>>,
+    per_thread: bool,
     /// The members' session tokens, in configuration order.
     tokens: Vec<String>,
     balancer: Balancer,
@@ -123,10 +127,35 @@ pub struct Cluster {
 impl Cluster {
     /// Resolves every upstream (DNS for host names) and builds its connection pool.
     pub fn new(config: &Config, metrics: &Metrics) -> Result<Cluster, ResolveError> {
+        Cluster::build(config, metrics, None)
+    }
+
+    /// The cluster of a reloaded configuration: the upstreams whose settings are unchanged are
+    /// `previous`'s (pool, health and all); the others are resolved and built anew.
+    pub fn rebuild(
+        config: &Config,
+        metrics: &Metrics,
+        previous: &Cluster,
+    ) -> Result<Cluster, ResolveError> {
+        Cluster::build(config, metrics, Some(previous))
+    }
+
+    fn build(
+        config: &Config,
+        metrics: &Metrics,
+        previous: Option<&Cluster>,
+    ) -> Result<Cluster, ResolveError> {
         // Per-thread idle stacks only when requests stay on the thread that took them.
         let per_thread = !config.server.work_stealing;
         let mut members = Vec::with_capacity(config.upstreams.len());
         for s in &config.upstreams {
+            let kept = previous
+                .filter(|p| p.per_thread == per_thread)
+                .and_then(|p| p.members.iter().find(|m| m.settings == *s));
+            if let Some(m) = kept {
+                members.push(m.clone());
+                continue;
+            }
             let addr = resolve(s)?;
             let mut peer = HttpPeer::new(addr, s.tls, s.host.clone());
             let o = &mut peer.options;
@@ -138,7 +167,7 @@ impl Cluster {
             let mut options = ConnectorOptions::new(IDLE_PER_UPSTREAM);
             options.ca_file = s.ca_file.clone();
             let name = s.name.as_str();
-            members.push(Member {
+            members.push(Arc::new(Member {
                 settings: s.clone(),
                 peer,
                 connector: TransportConnector::new(Some(options)),
@@ -156,7 +185,7 @@ impl Cluster {
                         })
                         .collect(),
                 },
-            });
+            }));
         }
         let h = &config.health;
         // Passive ejection only steers requests to the other upstreams: a lone upstream is never
@@ -171,6 +200,7 @@ impl Cluster {
         let cluster = Cluster {
             tokens: config.upstreams.iter().map(|u| u.token.clone()).collect(),
             members,
+            per_thread,
             balancer: Balancer::new(&weights),
             thresholds: Thresholds {
                 unhealthy: h.unhealthy_threshold,
@@ -178,7 +208,8 @@ impl Cluster {
                 passive_failures,
                 passive_ejection: h.passive_ejection,
             },
-            epoch: Instant::now(),
+            // Kept members keep their health, which is timed from the first cluster's epoch.
+            epoch: previous.map_or_else(Instant::now, |p| p.epoch),
         };
         cluster.publish_health();
         Ok(cluster)
@@ -340,7 +371,8 @@ impl Cluster {
     }
 }
 
-/// Resolves an upstream's host (DNS for names). Only called when the gateway starts.
+/// Resolves an upstream's host (DNS for names). Only called when the gateway starts, or when a
+/// reload adds or changes an upstream.
 fn resolve(s: &config::Upstream) -> Result<std::net::SocketAddr, ResolveError> {
     use std::net::ToSocketAddrs;
     (s.host.as_str(), s.port)

@@ -795,7 +795,7 @@ struct Nesting {
 impl Nesting {
     #[inline]
     fn push(&mut self, object: bool) {
-        if self.depth > 0 && self.depth % 64 == 0 {
+        if self.depth > 0 && self.depth.is_multiple_of(64) {
             self.spilled.push(self.top);
             self.top = 0;
         }
@@ -811,7 +811,7 @@ impl Nesting {
     #[inline]
     fn pop(&mut self) {
         self.depth -= 1;
-        if self.depth > 0 && self.depth % 64 == 0 {
+        if self.depth > 0 && self.depth.is_multiple_of(64) {
             self.top = self.spilled.pop().unwrap_or(0);
         }
     }
@@ -1123,7 +1123,7 @@ mod tests {
     #[test]
     fn nesting_spills_past_64_levels() {
         let mut n = Nesting::default();
-        let pattern = |i: usize| i % 3 == 0 || i % 7 == 1;
+        let pattern = |i: usize| i.is_multiple_of(3) || i % 7 == 1;
         for i in 0..300 {
             n.push(pattern(i));
             assert_eq!(n.is_object(), pattern(i));

@@ -261,12 +261,37 @@ pub struct Event<'a> {
     pub params: Option<Object<'a>>,
     /// `customMetadata`, when present and an object.
     pub custom_metadata: Option<Object<'a>>,
+    /// `playerTime`, when present and an object.
+    pub player_time: Option<Object<'a>>,
 }
 
 impl<'a> Event<'a> {
     /// A string parameter's value, when present and a string.
     pub fn param_str(&self, key: &str) -> Option<std::borrow::Cow<'a, str>> {
         self.params.as_ref()?.get(key).and_then(json::as_str)
+    }
+
+    /// A number parameter's value, when present, a number and finite.
+    pub fn param_f64(&self, key: &str) -> Option<f64> {
+        self.params
+            .as_ref()?
+            .get(key)
+            .and_then(json::as_f64)
+            .filter(|v| v.is_finite())
+    }
+
+    /// `playerTime.ts`, when it is an integer.
+    pub fn ts(&self) -> Option<i64> {
+        self.player_time.as_ref()?.get("ts").and_then(json::as_i64)
+    }
+
+    /// `playerTime.playhead`, when it is a finite number.
+    pub fn playhead(&self) -> Option<f64> {
+        self.player_time
+            .as_ref()?
+            .get("playhead")
+            .and_then(json::as_f64)
+            .filter(|v| v.is_finite())
     }
 }
 

@@ -77,6 +77,8 @@ rules! {
     FeatureDisabled => "feature_disabled", "statesUpdate while it is switched off in the validation policies.";
     TsWindow => "ts_window", "playerTime.ts is outside the configured sanity window around the gateway's clock.";
     ToleratedParam => "tolerated_param", "Warning: an undocumented parameter real traffic carries (podFriendlyName on adStart, media.errorId/errorSource on error).";
+    SessionClosed => "session_closed", "Not a check of the body: a session rule (docs/sessions.md) refused a call to a session that ended or expired (410).";
+    PlayheadRange => "playhead_range", "Not a check of the body: a session rule (docs/sessions.md) refused a playhead outside the session's range (400, when enforced).";
     Truncated => "truncated", "Not a check: the last entry of a list of violations that was cut short, saying how many more were found.";
 }
 
@@ -1093,7 +1095,7 @@ mod tests {
             assert_eq!(Rule::parse(name), Some(rule));
             assert!(!rule.description().is_empty() && !rule.description().contains('\n'));
         }
-        assert_eq!(Rule::ALL.len(), 28);
+        assert_eq!(Rule::ALL.len(), 30);
         assert_eq!(Rule::parse("nope"), None);
     }
 

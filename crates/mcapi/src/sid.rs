@@ -133,6 +133,16 @@ impl<'a> SessionId<'a> {
     }
 }
 
+/// The outward sid a `Location` of the shape `[scheme://authority]/api/v1/sessions/{sid}`
+/// names (the one players then use in their events path), when it has that shape.
+pub fn sid_of_location(location: &[u8]) -> Option<&str> {
+    const MARK: &str = "/api/v1/sessions/";
+    let location = std::str::from_utf8(location).ok()?;
+    let at = location.find(MARK)? + MARK.len();
+    let sid = &location[at..];
+    (!sid.is_empty() && !sid.contains(['/', '?', '#'])).then_some(sid)
+}
+
 /// Adds the token to a `Location` of the shape `[scheme://authority]/api/v1/sessions/{sid}`;
 /// other values are left alone (`None`).
 pub fn tag_location(location: &str, token: &str) -> Option<String> {
@@ -169,6 +179,20 @@ mod tests {
         assert!(!is_well_formed("", SidFormat::Lenient));
         assert!(is_outward(&format!("0123abcd~{SID}")));
         assert!(!is_outward("a%2Fb"));
+    }
+
+    #[test]
+    fn the_sid_of_a_location() {
+        let loc = format!("http://gw:8080/api/v1/sessions/{SID}");
+        assert_eq!(sid_of_location(loc.as_bytes()), Some(SID));
+        assert_eq!(
+            sid_of_location(format!("/api/v1/sessions/0123abcd~{SID}").as_bytes()),
+            Some(format!("0123abcd~{SID}").as_str())
+        );
+        assert_eq!(sid_of_location(b"/api/v1/sessions/"), None);
+        assert_eq!(sid_of_location(b"/api/v1/sessions/x/events"), None);
+        assert_eq!(sid_of_location(b"/elsewhere/x"), None);
+        assert_eq!(sid_of_location(b"\xff/api/v1/sessions/x"), None);
     }
 
     #[test]

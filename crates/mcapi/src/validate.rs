@@ -110,7 +110,6 @@ struct Envelope<'a> {
 /// An event with the envelope objects only the walk reads, split in the same pass as the body.
 struct Split<'a> {
     event: Event<'a>,
-    player_time: Option<Object<'a>>,
     qoe_data: Option<Object<'a>>,
 }
 
@@ -319,7 +318,7 @@ impl Validator<'_> {
         }
         let spec = self.event_type(event, env.event_type, place);
         let ts = match env.player_time {
-            Some(raw) => self.player_time(raw, split.player_time.as_ref(), place),
+            Some(raw) => self.player_time(raw, split.event.player_time.as_ref(), place),
             None => {
                 self.error(
                     path(at, &["playerTime"], &[]),
@@ -668,8 +667,8 @@ fn build_event(parts: EventParts<'_>, index: usize) -> Option<Split<'_>> {
             event_type,
             params,
             custom_metadata,
+            player_time,
         },
-        player_time,
         qoe_data,
     })
 }
