@@ -2,9 +2,11 @@
 #
 #   make run    build (release) and run the gateway in front of the built-in emulator
 #   make test   format check, lint, and every test (unit, integration, CLI)
-#   make bench        both benchmarks below
+#   make bench        the three benchmarks below
 #   make bench-micro  criterion benchmarks of the pure request path (parse, validate, enrich)
-#   make bench-load   mediagate against nginx and nginx + Lua under wrk (bench/run.sh, ~7 min)
+#   make bench-sessions  the session tracker: CPU per event (criterion), memory per session at 1M
+#   make bench-load   mediagate against nginx and nginx + Lua under wrk, and the Redis session
+#                     store against the memory one (bench/run.sh, ~8 min)
 #   make fuzz         every fuzz target for 60 s (FUZZ_SECONDS=...); make fuzz-smoke: 10 s each
 
 CARGO ?= cargo
@@ -12,7 +14,7 @@ CONFIG ?= config/mediagate.toml
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: run test lint build bench bench-micro bench-load setup fuzz fuzz-smoke
+.PHONY: run test lint build bench bench-micro bench-sessions bench-load setup fuzz fuzz-smoke
 
 setup:
 	@./scripts/setup.sh
@@ -44,10 +46,14 @@ fuzz: setup
 fuzz-smoke: setup
 	./scripts/fuzz.sh 10
 
-bench: bench-micro bench-load
+bench: bench-micro bench-sessions bench-load
 
 bench-micro: setup
 	$(CARGO) bench --locked --bench request_path
+
+bench-sessions: setup
+	$(CARGO) bench --locked --bench sessions
+	$(CARGO) run --release --locked --example session_memory
 
 bench-load: build
 	./bench/run.sh

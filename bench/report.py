@@ -13,9 +13,10 @@ NAMES = {
     "nginx": "nginx proxy",
     "nginx-lua": "nginx + Lua",
     "mediagate": "mediagate",
+    "mediagate-redis": "mediagate, Redis store",
 }
-ORDER = ["upstream", "nginx", "nginx-lua", "mediagate"]
-BODY_ORDER = ["sessionStart", "ping"]
+ORDER = ["upstream", "nginx", "nginx-lua", "mediagate", "mediagate-redis"]
+BODY_ORDER = ["sessionStart", "ping", "sessionPing"]
 
 # Issue 5's goal, at 50 connections, against nginx as a plain proxy.
 GOAL_CPU = 0.8
@@ -213,6 +214,39 @@ def main():
                     f"{ratio(c['rps'], n['rps']):.2f}× | {ratio(c['p99'], n['p99']):.2f}× |"
                 )
             w("")
+
+    store_m = cells.get(("mediagate", "sessionPing", 50))
+    store_r = cells.get(("mediagate-redis", "sessionPing", 50))
+    if store_m and store_r:
+        w("## Session store: memory against Redis (50 connections)")
+        w("")
+        w(
+            "Pings spread over sessions the gateway saw start (each call judged: with the memory "
+            "store a look-up in the process, with Redis one GET before forwarding and one "
+            "compare-and-set script after the answer, on a redis-server on loopback). The "
+            "difference is the latency the Redis store adds per call, in the same run."
+        )
+        w("")
+        w("| store | req/s | p50 ms | p99 ms | CPU-µs/req | errors |")
+        w("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for name, c in (("memory", store_m), ("redis", store_r)):
+            w(f"| {name} | {c['rps']:,.0f} | {c['p50']:.3f} | {c['p99']:.3f} | "
+              f"{c['cpu_us']:.1f} | {c['errors']:.0f} |")
+        w("")
+        w(f"Redis adds **{(store_r['p50'] - store_m['p50']) * 1000:.0f} µs at p50** and "
+          f"**{(store_r['p99'] - store_m['p99']) * 1000:.0f} µs at p99** per call.")
+        for target in ("mediagate", "mediagate-redis"):
+            path = os.path.join(scratch, f"store-{target}.metrics")
+            if os.path.exists(path):
+                with open(path) as f:
+                    lines = [l.strip() for l in f if l.strip()]
+                w("")
+                w(f"{NAMES[target]}, its session series after the cell:")
+                w("")
+                w("```")
+                w("\n".join(lines))
+                w("```")
+        w("")
 
     idle = rows(os.path.join(scratch, "idle.tsv"))
     idle_kb = {}

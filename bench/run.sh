@@ -7,7 +7,9 @@
 #   mediagate  mediagate: validation enforce, enrichment, Location rewriting, metrics, access log
 # For each: req/s, p50/p99 latency, CPU-µs per request of the proxy process (from /proc),
 # peak RSS, for sessionStart bodies and pings, at 50 and 1000 connections; then the memory
-# held by 10 000 idle keep-alive client connections; then syscalls per request (perf stat).
+# held by 10 000 idle keep-alive client connections; then syscalls per request (perf stat); then
+# the latency the Redis session store adds per call: pings spread over 2 000 tracked sessions
+# at 50 connections, through mediagate with the memory store and with a real redis-server.
 # Prints a table of ratios against nginx and writes it to bench/results/latest.md (and a
 # timestamped copy). See bench/README.md for what is measured and how to rerun one cell.
 #
@@ -19,6 +21,8 @@
 #   BENCH_IDLE_CONNS [10000]                0 skips the idle-connection test
 #   BENCH_IDLE_TARGETS ["nginx nginx-lua mediagate"]
 #   BENCH_SYSCALLS [1]                      0 skips the perf stat syscall counts
+#   BENCH_SESSION_STORE [1]                 0 skips the session store cells (memory vs redis)
+#   BENCH_STORE_SESSIONS [2000]             sessions the store cells' pings are spread over
 #   BENCH_SYSCALL_DURATION [5]              seconds of load under perf stat / perf record
 #   BENCH_PROFILE [1]                       0 skips the CPU profiles (perf record)
 #   BENCH_PROFILE_TARGETS ["nginx mediagate"]
@@ -43,6 +47,8 @@ CONNS=${BENCH_CONNS-"50 1000"}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 IDLE_TARGETS=${BENCH_IDLE_TARGETS-"nginx nginx-lua mediagate"}
 SYSCALLS=${BENCH_SYSCALLS:-1}
+SESSION_STORE=${BENCH_SESSION_STORE:-1}
+STORE_SESSIONS=${BENCH_STORE_SESSIONS:-2000}
 SYSCALL_DURATION=${BENCH_SYSCALL_DURATION:-5}
 PROFILE=${BENCH_PROFILE:-1}
 PROFILE_TARGETS=${BENCH_PROFILE_TARGETS-"nginx mediagate"}
@@ -63,6 +69,7 @@ PORT_NGINX=18082
 PORT_NGINX_LUA=18083
 PORT_MEDIAGATE=18084
 PORT_MEDIAGATE_ADMIN=18090
+PORT_REDIS=18379
 SID=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
 LUA_MODULE=/usr/lib/nginx/modules/ngx_http_lua_module.so
 NDK_MODULE=/usr/lib/nginx/modules/ndk_http_module.so
@@ -98,7 +105,7 @@ stop_proc() { # name
   [ -n "${PID[$name]:-}" ] || return 0
   # mediagate: SIGINT exits at once (SIGTERM would drain for grace_period_seconds).
   # nginx: SIGTERM is its fast shutdown; the master ends its workers.
-  [ "$name" = mediagate ] && sig=INT
+  case $name in mediagate | mediagate-redis) sig=INT ;; esac
   stop_pid "${PID[$name]}" "$sig"
   unset "PID[$name]"
 }
@@ -138,6 +145,9 @@ install_tools() {
   pkg_installed lua-cjson || need+=(lua-cjson)
   command -v curl >/dev/null 2>&1 || need+=(curl)
   command -v python3 >/dev/null 2>&1 || need+=(python3)
+  if [ "$SESSION_STORE" = 1 ]; then
+    command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+  fi
   if { [ "$SYSCALLS" = 1 ] || [ "$PROFILE" = 1 ]; } && ! command -v perf >/dev/null 2>&1; then
     need+=(linux-perf)
   fi
@@ -293,7 +303,7 @@ wait_port() { # port seconds
 # directory) for every cell, so peak RSS and the idle test see only their own load.
 
 declare -A PORT=([upstream]=$PORT_UPSTREAM [nginx]=$PORT_NGINX [nginx-lua]=$PORT_NGINX_LUA
-  [mediagate]=$PORT_MEDIAGATE)
+  [mediagate]=$PORT_MEDIAGATE [mediagate-redis]=$PORT_MEDIAGATE)
 declare -A CONF=([upstream]=upstream.conf [nginx]=nginx-proxy.conf [nginx-lua]=nginx-lua.conf)
 declare -A WORKERS=([upstream]=2 [nginx]=1 [nginx-lua]=1)
 declare -A MEASURED=() # name -> the pids whose CPU and memory are measured
@@ -319,23 +329,40 @@ start_nginx() { # name
   MEASURED[$name]=$kids
 }
 
-start_mediagate() {
-  local dir=$SCRATCH/mediagate pid
+start_mediagate() { # [name config]
+  local name=${1:-mediagate} config=${2:-$MEDIAGATE_CONFIG} dir pid
+  dir=$SCRATCH/$name
   rm -rf "$dir"
   mkdir -p "$dir"
   # The access log (stdout) goes to a file, like nginx's access_log.
-  "$MEDIAGATE" run -c "$MEDIAGATE_CONFIG" </dev/null >"$dir/access.log" 2>"$dir/error.log" &
+  "$MEDIAGATE" run -c "$config" </dev/null >"$dir/access.log" 2>"$dir/error.log" &
   pid=$!
-  PID[mediagate]=$pid
+  PID[$name]=$pid
   wait_port "$PORT_MEDIAGATE" 15 || die "mediagate did not listen on $PORT_MEDIAGATE: $(tail -5 "$dir/error.log")"
   wait_port "$PORT_MEDIAGATE_ADMIN" 5 || die "mediagate admin did not listen on $PORT_MEDIAGATE_ADMIN"
-  MEASURED[mediagate]=$pid
+  MEASURED[$name]=$pid
+}
+
+# mediagate with the Redis session store: the same config, a redis-server of its own (no
+# persistence) started once for the run.
+start_mediagate_redis() {
+  if [ -z "${PID[redis]:-}" ]; then
+    redis-server --bind "$HOST" --port "$PORT_REDIS" --save '' --appendonly no \
+      --dir "$SCRATCH" </dev/null >"$SCRATCH/redis.log" 2>&1 &
+    PID[redis]=$!
+    wait_port "$PORT_REDIS" 10 || die "redis-server did not listen on $PORT_REDIS: $(tail -5 "$SCRATCH/redis.log")"
+  fi
+  local config=$SCRATCH/mediagate-redis.toml
+  { cat "$MEDIAGATE_CONFIG"; printf '\n[sessions]\nstore = "redis"\nredis_url = "redis://%s:%s/0"\n' "$HOST" "$PORT_REDIS"; } >"$config"
+  "$MEDIAGATE" check -c "$config" >/dev/null || die "mediagate check -c $config failed"
+  start_mediagate mediagate-redis "$config"
 }
 
 start_target() { # name
   case $1 in
   upstream) ;; # always running
   mediagate) start_mediagate ;;
+  mediagate-redis) start_mediagate_redis ;;
   *) start_nginx "$1" ;;
   esac
 }
@@ -351,7 +378,7 @@ stop_target() { # name
 body_file() { # body -> fixture file
   case $1 in
   sessionStart) echo "$FIXTURES/session-start.json" ;;
-  ping) echo "$FIXTURES/ping.json" ;;
+  ping | sessionPing) echo "$FIXTURES/ping.json" ;;
   *) die "unknown body $1" ;;
   esac
 }
@@ -359,7 +386,7 @@ body_file() { # body -> fixture file
 body_path() { # body -> request path
   case $1 in
   sessionStart) echo /api/v1/sessions ;;
-  ping) echo "/api/v1/sessions/$SID/events" ;;
+  ping | sessionPing) echo "/api/v1/sessions/$SID/events" ;;
   esac
 }
 
@@ -379,7 +406,7 @@ verify_target() { # name
   [ "$location" = "/api/v1/sessions/$SID" ] ||
     die "$name: sessionStart Location '$location', expected /api/v1/sessions/$SID"
   size=$(wc -c <"$FIXTURES/session-start.json")
-  if [ "$name" = nginx-lua ] || [ "$name" = mediagate ]; then
+  if [ "$name" = nginx-lua ] || [ "${name%-redis}" = mediagate ]; then
     # The enriched body (media.streamType added) must be what reached the upstream.
     if [ -n "$length" ] && [ "$length" -le "$size" ]; then
       die "$name: the upstream received $length bytes, not an enriched body (> $size)"
@@ -387,7 +414,7 @@ verify_target() { # name
   fi
   out=$(post "$port" "/api/v1/sessions/$SID/events" "$FIXTURES/ping.json")
   [ "${out%%$'\t'*}" = 204 ] || die "$name: ping answered '${out%%$'\t'*}', expected 204"
-  if [ "$name" = nginx-lua ] || [ "$name" = mediagate ]; then
+  if [ "$name" = nginx-lua ] || [ "${name%-redis}" = mediagate ]; then
     out=$(post "$port" /api/v1/sessions "$FIXTURES/invalid/x01-sessions.json")
     [ "${out%%$'\t'*}" = 400 ] || die "$name: invalid sessionStart answered '${out%%$'\t'*}', expected 400"
     bad=$SCRATCH/bad-event.json
@@ -407,8 +434,9 @@ run_wrk() { # outfile conns seconds url bodyfile [--latency]
   local out=$1 conns=$2 secs=$3 url=$4 body=$5
   shift 5
   (
+    # WRK_SCRIPT (wrk-sessions.lua for the session store cells, with BENCH_PATHS).
     BENCH_BODY=$body wrk -t1 -c"$conns" -d"${secs}s" --timeout 10s "$@" \
-      -s "$BENCH_DIR/wrk-post.lua" "$url" >"$out" 2>&1 || true
+      -s "$BENCH_DIR/${WRK_SCRIPT:-wrk-post.lua}" "$url" >"$out" 2>&1 || true
     times >"$out.times"
   )
   grep -q '^BENCH ' "$out" || die "wrk failed against $url: $(head -5 "$out")"
@@ -447,6 +475,16 @@ run_cell() { # target body conns
     wait_quiet
     start_target "$target"
     verify_target "$target"
+    if [ "$body" = sessionPing ]; then
+      # Pings spread over sessions the gateway saw start (each one judged, and with Redis one
+      # GET and one compare-and-set script per call).
+      python3 "$BENCH_DIR/start_sessions.py" --host "$HOST" --port "${PORT[$target]}" \
+        --n "$STORE_SESSIONS" --body "$FIXTURES/session-start.json" --out "$SCRATCH/paths.txt" ||
+        die "$target: could not start the sessions"
+      export WRK_SCRIPT=wrk-sessions.lua BENCH_PATHS=$SCRATCH/paths.txt
+    else
+      unset WRK_SCRIPT BENCH_PATHS
+    fi
     pids=${MEASURED[$target]}
     ups=${MEASURED[upstream]}
     log "$target $body c=$conns: warm-up ${WARMUP}s, measure ${DURATION}s"
@@ -472,6 +510,12 @@ run_cell() { # target body conns
     wrk_s=$(times_seconds "$out.times")
     requests=$(bench_field "$out" requests)
     [ "${requests:-0}" -gt 0 ] || die "$target $body c=$conns: no request completed"
+    if [ "$body" = sessionPing ]; then
+      curl -s --max-time 5 "http://$HOST:$PORT_MEDIAGATE_ADMIN/metrics" |
+        grep -E '^mediagate_session_(calls_total|store_errors_total|store_duration_seconds_(sum|count))' \
+          >"$SCRATCH/store-$target.metrics" || true
+    fi
+    unset WRK_SCRIPT BENCH_PATHS
     stop_target "$target"
     # The access logs grow by ~100 MB per cell: drop them.
     rm -f "$SCRATCH/$target/access.log"
@@ -628,7 +672,7 @@ main() {
   fi
 
   local port
-  for port in $PORT_UPSTREAM $PORT_NGINX $PORT_NGINX_LUA $PORT_MEDIAGATE $PORT_MEDIAGATE_ADMIN; do
+  for port in $PORT_UPSTREAM $PORT_NGINX $PORT_NGINX_LUA $PORT_MEDIAGATE $PORT_MEDIAGATE_ADMIN $PORT_REDIS; do
     if (exec 3<>"/dev/tcp/$HOST/$port") 2>/dev/null; then
       die "port $port is already in use on $HOST (another bench running?)"
     fi
@@ -651,6 +695,7 @@ main() {
       "$(dpkg-query -W -f='${Version}' libnginx-mod-http-lua 2>/dev/null)" \
       "$(dpkg-query -W -f='${Version}' lua-cjson 2>/dev/null)"
     printf 'wrk\t%s\n' "$(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')"
+    printf 'redis\t%s\n' "$(redis-server --version 2>/dev/null | awk '{print $3}')"
     printf 'mediagate\t%s\n' "$rev"
     printf 'binary\t%s, built %s\n' "${MEDIAGATE#"$ROOT"/}" \
       "$(date -u -r "$MEDIAGATE" '+%Y-%m-%d %H:%M:%S UTC' 2>/dev/null || echo '?')"
@@ -700,6 +745,13 @@ main() {
         syscall_run "$target" "$body"
       done
     done
+  fi
+
+  if [ "$SESSION_STORE" = 1 ]; then
+    for target in mediagate mediagate-redis; do
+      run_cell "$target" sessionPing 50
+    done
+    stop_proc redis
   fi
 
   if [ "$PROFILE" = 1 ]; then

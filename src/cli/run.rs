@@ -23,11 +23,10 @@ use crate::observe::log_sink::{Destination, LogSink};
 use crate::observe::metrics::Metrics;
 use crate::pipeline::Gateway;
 use crate::runtime::reload::ReloadOnSighup;
+use crate::runtime::services::{HealthChecks, Sweeper};
 use crate::runtime::{Live, Runtime};
 use crate::server::bound::Bound;
 use crate::server::listener::{self, Listener};
-use crate::tracker::service::Sweeper;
-use crate::upstream::health_check::HealthChecker;
 
 /// How long the logs may take to be written out at exit.
 const LOG_CLOSE: Duration = Duration::from_secs(2);
@@ -154,7 +153,7 @@ fn serve(
     let admin = AdminApp {
         metrics: metrics.clone(),
         readiness: readiness.clone(),
-        live: Some(live.clone()),
+        sessions: Some(live.clone()),
     };
     let admin = Listener::new(
         "admin",
@@ -167,7 +166,7 @@ fn serve(
     server.add_service(background_service("readiness", ReadinessWatcher(readiness)));
     server.add_service(background_service(
         "health checks",
-        HealthChecker { live: live.clone() },
+        HealthChecks { live: live.clone() },
     ));
     server.add_service(background_service(
         "session tracker",

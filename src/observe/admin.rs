@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::metrics::Metrics;
-use crate::runtime::Live;
 use crate::server::{App, ConnSettings, Exchange};
 
 /// Shared readiness flag: true from start until shutdown begins.
@@ -56,37 +55,29 @@ impl BackgroundService for ReadinessWatcher {
 pub struct AdminApp {
     pub metrics: Arc<Metrics>,
     pub readiness: Readiness,
-    /// The gateway's runtime (the session tracker), when this admin listener has a gateway.
-    pub live: Option<Arc<Live>>,
+    /// The gateway's session tracker, when this admin listener has a gateway.
+    pub sessions: Option<Arc<dyn SessionLookup>>,
 }
 
 impl AdminApp {
     /// `GET /sessions/{sid}`.
     async fn session(&self, sid: &str) -> (u16, &'static str, Vec<u8>) {
-        let json = "application/json";
-        let runtime = self.live.as_ref().map(|l| l.load());
-        let Some(tracker) = runtime.as_ref().and_then(|r| r.tracker.as_ref()) else {
-            let body = serde_json::json!({"sid": sid, "message": "session tracking is off ([sessions] enabled = false)"});
-            return (404, json, body.to_string().into_bytes());
-        };
-        let store = tracker.store_name();
-        let (status, body) = match tracker.view(sid).await {
-            Ok(Some(view)) => (
-                200,
-                serde_json::json!({"sid": sid, "store": store, "known": true, "session": view}),
-            ),
-            Ok(None) => (
+        let (status, body) = match &self.sessions {
+            Some(lookup) => lookup.lookup(sid).await,
+            None => (
                 404,
-                serde_json::json!({"sid": sid, "store": store, "known": false,
-                    "message": "unknown: the tracker never saw it start, forgot it (closed longer than closed_retention_seconds), or evicted it (max_sessions)"}),
-            ),
-            Err(e) => (
-                503,
-                serde_json::json!({"sid": sid, "store": store, "message": format!("the session store failed: {e}")}),
+                serde_json::json!({"sid": sid, "message": "this listener has no session tracker"}),
             ),
         };
-        (status, json, body.to_string().into_bytes())
+        (status, "application/json", body.to_string().into_bytes())
     }
+}
+
+/// What the admin listener asks the gateway's session tracker (the runtime answers).
+#[async_trait]
+pub trait SessionLookup: Send + Sync {
+    /// The status and JSON body of `GET /sessions/{sid}`.
+    async fn lookup(&self, sid: &str) -> (u16, serde_json::Value);
 }
 
 impl App for AdminApp {

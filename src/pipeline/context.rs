@@ -49,10 +49,7 @@ impl RequestCtx {
     }
 }
 
-pub fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+pub use crate::io::clock::unix_ms_of as unix_ms;
 
 /// Request ids: 32 hex characters, a per-process random prefix and a counter.
 pub struct RequestIds {

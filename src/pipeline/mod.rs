@@ -23,7 +23,6 @@
 pub mod context;
 pub mod headers;
 pub mod prepare;
-pub mod rate_limit;
 pub mod record;
 mod relay;
 pub mod summary;

@@ -7,10 +7,14 @@
 //! (the pools and health of unchanged upstreams, the session store, the rate limiter's buckets);
 //! [`reload`] builds it, or says which keys need a new process (`mediagate reload`'s upgrade).
 //!
-//! **May use:** `config`, `upstream::Cluster`, `tracker`, `observe` (metrics, series,
-//! diagnostics), `pipeline::rate_limit`.
+//! [`services`] are the background services that follow the current generation (health checks,
+//! the session tracker's sweeper); [`reload::ReloadOnSighup`] makes the next one.
+//!
+//! **May use:** `config`, `upstream` (the cluster, its probes), `tracker`, `observe` (metrics,
+//! series, diagnostics), `server::rate_limit`, `io::clock`.
 
 pub mod reload;
+pub mod services;
 
 use arc_swap::ArcSwap;
 use std::path::PathBuf;
@@ -19,7 +23,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::observe::metrics::Metrics;
 use crate::observe::series::Series;
-use crate::pipeline::rate_limit::RateLimiter;
+use crate::server::rate_limit::RateLimiter;
 use crate::tracker::Tracker;
 use crate::upstream::Cluster;
 
@@ -49,11 +53,39 @@ impl Runtime {
                 .limits
                 .rate
                 .as_ref()
-                .map(|r| Arc::new(RateLimiter::new(r))),
+                .map(|r| Arc::new(RateLimiter::new(r.per_second, r.burst, r.max_clients))),
             cluster: Arc::new(cluster),
             tracker,
             config,
         })
+    }
+}
+
+/// `GET /sessions/{sid}` on the admin listener: the current generation's tracker.
+#[async_trait::async_trait]
+impl crate::observe::admin::SessionLookup for Live {
+    async fn lookup(&self, sid: &str) -> (u16, serde_json::Value) {
+        let runtime = self.load();
+        let Some(tracker) = &runtime.tracker else {
+            let body = serde_json::json!({"sid": sid, "message": "session tracking is off ([sessions] enabled = false)"});
+            return (404, body);
+        };
+        let store = tracker.store_name();
+        match tracker.view(sid).await {
+            Ok(Some(view)) => (
+                200,
+                serde_json::json!({"sid": sid, "store": store, "known": true, "session": view}),
+            ),
+            Ok(None) => (
+                404,
+                serde_json::json!({"sid": sid, "store": store, "known": false,
+                    "message": "unknown: the tracker never saw it start, forgot it (closed longer than closed_retention_seconds), or evicted it (max_sessions)"}),
+            ),
+            Err(e) => (
+                503,
+                serde_json::json!({"sid": sid, "store": store, "message": format!("the session store failed: {e}")}),
+            ),
+        }
     }
 }
 

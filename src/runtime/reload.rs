@@ -165,8 +165,10 @@ impl Live {
             (Some(limiter), Some(rate)) if current.config.limits.rate == Some(*rate) => {
                 Some(limiter.clone())
             }
-            (_, Some(rate)) => Some(Arc::new(crate::pipeline::rate_limit::RateLimiter::new(
-                rate,
+            (_, Some(rate)) => Some(Arc::new(crate::server::rate_limit::RateLimiter::new(
+                rate.per_second,
+                rate.burst,
+                rate.max_clients,
             ))),
             (_, None) => None,
         };

@@ -3,7 +3,9 @@
 //! from the previous process on an upgrade — [`listener`]), runs each connection's loop
 //! ([`connection`]: wait for a request, read its head, hand it to the [`App`], write the answer,
 //! keep the connection or close it), reads request bodies ([`exchange`]) and writes the answers
-//! it makes itself ([`answers`]).
+//! it makes itself ([`answers`]); and the admission limits that protect it: the connection cap
+//! (in [`listener`]), the budget of body bytes held ([`budget`]) and the per-client rate limit
+//! ([`rate_limit`]).
 //!
 //! **May use:** `http1`, `io`, `mcapi` (CORS and the error shape of its own answers), `observe`
 //! (the listening report), pingora's server (services, listening-socket hand-over, TLS
@@ -15,6 +17,7 @@ pub mod budget;
 pub mod connection;
 pub mod exchange;
 pub mod listener;
+pub mod rate_limit;
 
 use std::future::Future;
 use std::net::IpAddr;

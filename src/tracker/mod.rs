@@ -4,7 +4,7 @@
 //! Three moments per events call: [`Tracker::before`] (the gate: refuse a call to a closed
 //! session, judge the playhead), [`Tracker::after`] (the upstream's answer: a 2xx updates the
 //! state, a 404 or 410 closes it — nothing else touches it), and, on the tracker's own time,
-//! [`service::Sweeper`] (calls whose reorder window passed, expiry). A session start is
+//! the runtime's sweeper (`runtime::services`: calls whose reorder window passed, expiry). A session start is
 //! [`Tracker::started`] once the upstream's 201 names the session.
 //!
 //! Never a player's failure: a store that errs or is slow past `store_timeout_ms` lets the call
@@ -15,10 +15,9 @@
 //! (`[sessions]`), `observe::metrics`, `sessions`, the `redis` client, tokio (time).
 
 pub mod key;
-mod memory;
+pub mod memory;
 mod redis;
 mod schedule;
-pub mod service;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -55,6 +54,8 @@ pub enum Verdict {
 pub struct Ticket {
     sid: String,
     observations: Vec<Observation>,
+    /// The memory store's key, and the slot the gate found the session in (a hint).
+    key: Option<(Key, Option<u32>)>,
     /// What the Redis store held at the gate (spares a read when nothing changed since).
     read: Option<redis::Read>,
 }
@@ -63,29 +64,33 @@ pub struct Ticket {
 /// (`store`, `redis_url`, `key_prefix`, `store_timeout_ms`, `max_sessions`) stay the same.
 pub struct Backend {
     store: Store,
-    schedule: Schedule,
     spec: (config::Store, Duration, usize),
     /// Sessions that missed an update, to be marked unknown once the store answers again.
     to_taint: Mutex<HashSet<String>>,
 }
 
+/// A store. The Redis one has the sessions due for a look (expiries, and the reorder windows of
+/// closed sessions); the memory store is swept instead (`Tracker::sweep`).
 enum Store {
     Memory(Memory),
-    Redis(Box<redis::Redis>),
+    Redis(Box<redis::Redis>, Schedule<String>),
 }
 
 impl Backend {
     fn new(cfg: &config::Sessions) -> Result<Backend, String> {
+        let cap = SCHEDULE_CAP.min(cfg.max_sessions.max(1024));
         let store = match &cfg.store {
             config::Store::Memory => Store::Memory(Memory::new(cfg.max_sessions)),
-            config::Store::Redis { url, key_prefix } => Store::Redis(Box::new(
-                redis::Redis::new(url, key_prefix, cfg.store_timeout)
-                    .map_err(|e| format!("[sessions] redis_url: {e}"))?,
-            )),
+            config::Store::Redis { url, key_prefix } => Store::Redis(
+                Box::new(
+                    redis::Redis::new(url, key_prefix, cfg.store_timeout)
+                        .map_err(|e| format!("[sessions] redis_url: {e}"))?,
+                ),
+                Schedule::new(cap),
+            ),
         };
         Ok(Backend {
             store,
-            schedule: Schedule::new(SCHEDULE_CAP.min(cfg.max_sessions.max(1024))),
             spec: spec_of(cfg),
             to_taint: Mutex::new(HashSet::new()),
         })
@@ -184,6 +189,19 @@ struct Effects {
     forget: bool,
 }
 
+/// Which session an update is for: its sid, with the memory store's key and slot hint when the
+/// gate found them.
+enum Known<'a> {
+    Ticket(&'a str, Option<(Key, Option<u32>)>),
+}
+
+impl std::fmt::Display for Known<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Known::Ticket(sid, _) = self;
+        f.write_str(sid)
+    }
+}
+
 enum Op<'a> {
     Accept(&'a [Observation]),
     Gone,
@@ -191,9 +209,8 @@ enum Op<'a> {
     Taint,
 }
 
-/// `op` on `s` at `now_ms`. `expiry_due`: whether the next look is the expiry (Redis) rather
-/// than the end of a reorder window (memory, which sweeps for expiries).
-fn apply(s: &mut Session, op: &Op<'_>, now_ms: u64, st: &Settings, expiry_due: bool) -> Effects {
+/// `op` on `s` at `now_ms`.
+fn apply(s: &mut Session, op: &Op<'_>, now_ms: u64, st: &Settings) -> Effects {
     let mut fx = Effects::default();
     let was_open = !s.is_marked_closed();
     match op {
@@ -211,14 +228,10 @@ fn apply(s: &mut Session, op: &Op<'_>, now_ms: u64, st: &Settings, expiry_due: b
             fx.closed = Some((reason, at.saturating_sub(s.started_ms()), s.events()));
         }
     }
-    // With Redis, the calls of an open session that wait for their window are judged by its
-    // next call or its expiry (a look of its own for each would double the store's work); once
-    // it is closed, nothing else will come, so the end of the window gets a look.
-    fx.next = if expiry_due {
-        s.open_until(st).or_else(|| s.next_due(st))
-    } else {
-        s.next_due(st)
-    };
+    // The calls of an open session that wait for their window are judged by its next call, its
+    // expiry, or (memory store) the sweep: a look of its own for each would cost the store as
+    // much again. With Redis, the expiry gets a look; once closed, the end of the window does.
+    fx.next = s.open_until(st).or_else(|| s.next_due(st));
     fx
 }
 
@@ -251,7 +264,7 @@ impl Tracker {
     }
 
     fn expiry_scheduled(&self) -> bool {
-        matches!(self.backend.store, Store::Redis(_))
+        matches!(self.backend.store, Store::Redis(..))
     }
 
     /// The upstream created session `sid` (its 201 named it) with `start`.
@@ -268,7 +281,7 @@ impl Tracker {
                     }
                 }
             }
-            Store::Redis(r) => {
+            Store::Redis(r, due) => {
                 let t = Instant::now();
                 let absent = redis::Read {
                     session: None,
@@ -282,7 +295,7 @@ impl Tracker {
                     .await;
                 self.handles.update_time.observe(t.elapsed().as_secs_f64());
                 match done {
-                    Ok(()) => self.schedule(sid, next),
+                    Ok(()) => self.schedule(due, &sid.to_owned(), next),
                     Err(e) => self.handles.store_error(e),
                 }
             }
@@ -312,15 +325,18 @@ impl Tracker {
             Some(refused)
         };
         // None: unknown (absent, tainted or unreadable); Some(absent): whether it is absent.
+        let mut key = None;
         let (gated, absent, read) = match &self.backend.store {
             Store::Memory(m) => {
-                let (gated, absent) = m.read(&Key::of(sid), |s| match s {
+                let k = Key::of(sid);
+                let ((gated, absent), slot) = m.read(&k, |s| match s {
                     Some(s) => (gate(s, &mut findings), false),
                     None => (None, true),
                 });
+                key = Some((k, slot));
                 (gated, absent, None)
             }
-            Store::Redis(r) => {
+            Store::Redis(r, _) => {
                 let t = Instant::now();
                 let read = r.read(sid).await;
                 self.handles.read_time.observe(t.elapsed().as_secs_f64());
@@ -358,10 +374,11 @@ impl Tracker {
             Verdict::Refuse(rule) => Some(rule),
             _ => None,
         };
-        self.found(sid, &findings, refused);
+        self.found(&sid, &findings, refused);
         let ticket = Ticket {
             sid: sid.to_owned(),
             observations,
+            key,
             read,
         };
         (verdict, ticket)
@@ -374,41 +391,51 @@ impl Tracker {
             404 | 410 => Op::Gone,
             _ => return,
         };
-        self.update(&ticket.sid, ticket.read, &op, unix_ms()).await;
+        let at = Known::Ticket(&ticket.sid, ticket.key);
+        self.update(at, ticket.read, &op, unix_ms()).await;
     }
 
     /// The call of `ticket` may or may not have reached the upstream (the exchange failed, or its
     /// answer could not be relayed): the session is marked unknown.
     pub async fn uncertain(&self, ticket: Ticket) {
-        self.update(&ticket.sid, ticket.read, &Op::Taint, unix_ms())
-            .await;
+        let at = Known::Ticket(&ticket.sid, ticket.key);
+        self.update(at, ticket.read, &Op::Taint, unix_ms()).await;
     }
 
-    /// On the tracker's own time: a session whose next look is due.
-    pub(crate) async fn settle(&self, sid: &str, now_ms: u64) {
-        self.update(sid, None, &Op::Settle, now_ms).await;
+    /// On the tracker's own time: settles up to `max` sessions due for a look at `now_ms` (for
+    /// the runtime's sweeper, and benchmarks).
+    pub async fn settle_due(&self, now_ms: u64, max: usize) {
+        if let Store::Redis(_, due) = &self.backend.store {
+            for sid in due.take_due(now_ms, max) {
+                self.update(Known::Ticket(&sid, None), None, &Op::Settle, now_ms)
+                    .await;
+            }
+        }
     }
 
-    /// `op` on session `sid`, wherever it is kept; its effects counted.
-    async fn update(&self, sid: &str, known: Option<redis::Read>, op: &Op<'_>, now_ms: u64) {
+    /// `op` on one session, wherever it is kept; its effects counted.
+    async fn update(&self, at: Known<'_>, known: Option<redis::Read>, op: &Op<'_>, now_ms: u64) {
         let st = &self.settings;
-        let expiry = self.expiry_scheduled();
-        let fx = match &self.backend.store {
+        match &self.backend.store {
             Store::Memory(m) => {
-                let key = Key::of(sid);
-                let Some(fx) = m.update(&key, |s| apply(s, op, now_ms, st, false)) else {
+                let (key, hint) = match at {
+                    Known::Ticket(_, Some(kh)) => kh,
+                    Known::Ticket(sid, None) => (Key::of(sid), None),
+                };
+                let Some(fx) = m.update(&key, hint, |s| apply(s, op, now_ms, st)) else {
                     return;
                 };
+                self.count(&at, &fx);
                 if fx.forget {
                     m.remove(&key);
                 }
-                fx
             }
-            Store::Redis(r) => {
+            Store::Redis(r, due) => {
+                let Known::Ticket(sid, _) = at;
                 let t = Instant::now();
                 let done = r
                     .update(sid, known, st, |s| {
-                        let fx = s.as_mut().map(|s| apply(s, op, now_ms, st, expiry));
+                        let fx = s.as_mut().map(|s| apply(s, op, now_ms, st));
                         if fx.as_ref().is_some_and(|fx| fx.forget) {
                             *s = None;
                         }
@@ -417,35 +444,40 @@ impl Tracker {
                     .await;
                 self.handles.update_time.observe(t.elapsed().as_secs_f64());
                 match done {
-                    Ok(Some(fx)) => fx,
-                    Ok(None) => return,
+                    Ok(Some(fx)) => {
+                        self.count(&at, &fx);
+                        if !fx.forget {
+                            self.schedule(due, &sid.to_owned(), fx.next);
+                        }
+                    }
+                    Ok(None) => {}
                     Err(e) => {
                         self.handles.store_error(e);
                         if !matches!(op, Op::Settle | Op::Taint) {
                             self.missed(sid);
                         }
-                        return;
                     }
                 }
             }
-        };
-        self.effects(sid, fx);
+        }
     }
 
     /// Counts and logs what an operation did.
-    fn effects(&self, sid: &str, fx: Effects) {
-        self.found(sid, &fx.findings, None);
+    fn count(&self, at: &Known<'_>, fx: &Effects) {
+        self.found(at, &fx.findings, None);
         if let Some((reason, duration_ms, events)) = fx.closed {
             self.closed(reason, duration_ms, events);
         }
-        if !fx.forget {
-            self.schedule(sid, fx.next);
-        }
     }
 
-    fn schedule(&self, sid: &str, at: Option<u64>) {
+    fn schedule<K: std::hash::Hash + Eq + Ord + Clone>(
+        &self,
+        due: &Schedule<K>,
+        id: &K,
+        at: Option<u64>,
+    ) {
         if let Some(at) = at {
-            if !self.backend.schedule.at(sid, at) {
+            if !due.at(id, at) {
                 self.handles.schedule_full.inc();
             }
         }
@@ -463,7 +495,7 @@ impl Tracker {
     }
 
     /// Counts and logs findings; `refused`: the rule that refused the call.
-    fn found(&self, sid: &str, findings: &[Finding], refused: Option<Rule>) {
+    fn found(&self, sid: &dyn std::fmt::Display, findings: &[Finding], refused: Option<Rule>) {
         for f in findings {
             let i = Rule::ALL.iter().position(|r| *r == f.rule).unwrap_or(0);
             let was_refused =
@@ -493,7 +525,7 @@ impl Tracker {
 
     /// Marks the sessions that missed an update unknown, once the store answers.
     pub(crate) async fn mark_missed(&self) {
-        let Store::Redis(r) = &self.backend.store else {
+        let Store::Redis(r, _) = &self.backend.store else {
             return;
         };
         if !r.is_up() {
@@ -530,7 +562,7 @@ impl Tracker {
 
     /// Expiry and forgetting in the memory store (the Redis store schedules its expiries and
     /// lets keys expire); the active gauge recounted.
-    pub(crate) fn sweep(&self, now_ms: u64) {
+    pub fn sweep(&self, now_ms: u64) {
         let Store::Memory(m) = &self.backend.store else {
             return;
         };
@@ -538,7 +570,7 @@ impl Tracker {
         let mut open = 0i64;
         let mut done = Vec::new();
         m.sweep(|key, s| {
-            let fx = apply(s, &Op::Settle, now_ms, st, false);
+            let fx = apply(s, &Op::Settle, now_ms, st);
             open += i64::from(!s.is_marked_closed());
             let keep = !fx.forget;
             if !fx.findings.is_empty() || fx.closed.is_some() {
@@ -561,7 +593,7 @@ impl Tracker {
 
     /// The Redis store's count of open sessions, into the gauge.
     pub(crate) async fn count_open(&self, now_ms: u64) {
-        let Store::Redis(r) = &self.backend.store else {
+        let Store::Redis(r, _) = &self.backend.store else {
             return;
         };
         if !r.is_up() {
@@ -573,29 +605,28 @@ impl Tracker {
         }
     }
 
-    /// The sessions due for a look at `now_ms`.
-    pub(crate) fn due(&self, now_ms: u64, max: usize) -> Vec<String> {
-        self.backend.schedule.take_due(now_ms, max)
-    }
-
-    /// How often the memory store is swept: a quarter of the shortest timeout, within 0.1–10 s.
+    /// How often the memory store is swept (expiries, forgetting, and the calls whose reorder
+    /// window passed): twice the window (at least half a second), or a quarter of the shortest
+    /// timeout when that is sooner, within 0.1–10 s. A sweep reads the slabs in order (about
+    /// 20 ms per million sessions).
     pub(crate) fn sweep_interval(&self) -> Duration {
         let st = &self.settings;
         let shortest = st
             .idle_timeout_ms
             .min(st.playhead_timeout_ms)
             .min(st.closed_retention_ms);
-        Duration::from_millis((shortest / 4).clamp(100, 10_000))
+        let by_window = st.reorder_window_ms.max(250) * 2;
+        Duration::from_millis(by_window.min(shortest / 4).clamp(100, 10_000))
     }
 
     /// The state of session `sid` (the admin listener's `/sessions/{sid}`).
     pub async fn view(&self, sid: &str) -> Result<Option<View>, StoreError> {
         let now = unix_ms();
         match &self.backend.store {
-            Store::Memory(m) => {
-                Ok(m.read(&Key::of(sid), |s| s.map(|s| s.view(now, &self.settings))))
-            }
-            Store::Redis(r) => Ok(r
+            Store::Memory(m) => Ok(m
+                .read(&Key::of(sid), |s| s.map(|s| s.view(now, &self.settings)))
+                .0),
+            Store::Redis(r, _) => Ok(r
                 .read(sid)
                 .await?
                 .session
@@ -606,13 +637,10 @@ impl Tracker {
     /// Which store, for the admin view.
     pub fn store_name(&self) -> &'static str {
         match self.backend.store {
-            Store::Memory(_) => "memory",
-            Store::Redis(_) => "redis",
+            Store::Memory(..) => "memory",
+            Store::Redis(..) => "redis",
         }
     }
 }
 
-/// Milliseconds since the Unix epoch (the clock every replica shares).
-pub fn unix_ms() -> u64 {
-    crate::pipeline::context::unix_ms(std::time::SystemTime::now())
-}
+pub use crate::io::clock::unix_ms;

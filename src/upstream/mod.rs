@@ -1,8 +1,8 @@
 //! The upstreams: a [`Cluster`] of collection backends, each with its connection pool, health
 //! and metric series, and the choice of where a request goes.
 //!
-//! **Owns** balancing ([`balance`]), health and passive ejection ([`health`], run by
-//! [`health_check`]), the exchange with its retry rule ([`client`]), idle connections
+//! **Owns** balancing ([`balance`]), health and passive ejection ([`health`], probed by the
+//! runtime's health checks), the exchange with its retry rule ([`client`]), idle connections
 //! ([`idle_pool`]) and failures ([`failure`]). **May use:** `config` (the resolved upstream
 //! settings), `observe::metrics` (its series), `io`, `http1`, `mcapi` (session ids), pingora's
 //! transport connector. Callers see only [`UpstreamId`]s, never an upstream's insides.
@@ -16,7 +16,6 @@ pub mod balance;
 pub mod client;
 pub mod failure;
 pub mod health;
-pub mod health_check;
 pub mod idle_pool;
 
 use http::Method;

@@ -77,7 +77,8 @@ pub fn decode(bytes: &[u8]) -> Option<Session> {
                 state: r.u32()?,
             })
         })
-        .collect::<Option<Vec<Pending>>>()?;
+        .collect::<Option<Vec<Pending>>>()?
+        .into();
     if !r.0.is_empty() {
         return None;
     }

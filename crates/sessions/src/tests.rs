@@ -494,7 +494,7 @@ fn sessions_round_trip_through_bytes() {
 #[test]
 fn a_session_is_small() {
     assert!(
-        std::mem::size_of::<Session>() <= 136,
+        std::mem::size_of::<Session>() <= 104,
         "{}",
         std::mem::size_of::<Session>()
     );

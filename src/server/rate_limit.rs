@@ -10,8 +10,6 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
-use crate::config::RateLimit;
-
 const SHARDS: usize = 16;
 
 pub struct RateLimiter {
@@ -28,11 +26,12 @@ struct Bucket {
 }
 
 impl RateLimiter {
-    pub fn new(limit: &RateLimit) -> RateLimiter {
+    /// `burst` requests at once, `per_second` on average, `max_clients` addresses tracked.
+    pub fn new(per_second: f64, burst: u32, max_clients: usize) -> RateLimiter {
         RateLimiter {
-            per_ms: limit.per_second / 1000.0,
-            burst: f64::from(limit.burst),
-            per_shard: limit.max_clients.div_ceil(SHARDS).max(1),
+            per_ms: per_second / 1000.0,
+            burst: f64::from(burst),
+            per_shard: max_clients.div_ceil(SHARDS).max(1),
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
         }
     }
@@ -75,11 +74,7 @@ mod tests {
     use super::*;
 
     fn limiter(per_second: f64, burst: u32, max_clients: usize) -> RateLimiter {
-        RateLimiter::new(&RateLimit {
-            per_second,
-            burst,
-            max_clients,
-        })
+        RateLimiter::new(per_second, burst, max_clients)
     }
 
     #[test]
