@@ -144,3 +144,44 @@ fn a_dead_redis_never_fails_a_call_and_judging_resumes_when_it_is_back() {
     accepted(&gw, &sid, &vod("adStart", T0 + 500));
     assert_eq!(all_violations(&gw) - violations(&gw, "session_closed"), 0.0);
 }
+
+#[test]
+fn a_tls_redis_is_verified_with_the_configured_ca() {
+    let tls = fixture_path("tls");
+    let redis = RedisServer::start_tls(
+        &tls.join("server.pem"),
+        &tls.join("server.key"),
+        &tls.join("ca.pem"),
+    );
+    assert!(redis.url().starts_with("rediss://"));
+    let emulator = Emulator::start(&[]);
+    let with_ca = |ca: Option<&std::path::Path>| {
+        let ca = ca.map_or(String::new(), |p| {
+            format!("redis_ca_file = \"{}\"\n", p.display())
+        });
+        Gateway::start(Options {
+            upstream: Some(emulator.url()),
+            tables: toml(&format!(
+                "[sessions]\nstore = \"redis\"\nredis_url = \"{}\"\n{ca}store_timeout_ms = 500\n",
+                redis.url()
+            )),
+            ..Options::default()
+        })
+    };
+    // Verified with the test CA: judged.
+    let gw = with_ca(Some(&tls.join("ca.pem")));
+    let sid = start_vod(&gw, T0);
+    accepted(&gw, &sid, &ping(T0 + 10, 1.0));
+    assert_eq!(calls(&gw, "judged"), 1.0, "{}", gw.stderr());
+    assert_eq!(
+        sum(&gw.metrics(), "mediagate_session_store_errors_total", &[]),
+        0.0
+    );
+
+    // The system's roots do not know the test CA: the handshake fails, calls go on unjudged.
+    let gw = with_ca(None);
+    let sid = start_vod(&gw, T0);
+    accepted(&gw, &sid, &ping(T0 + 10, 1.0));
+    assert_eq!(calls(&gw, "unknown"), 1.0);
+    assert!(sum(&gw.metrics(), "mediagate_session_store_errors_total", &[]) > 0.0);
+}

@@ -89,6 +89,8 @@ pub enum Store {
         /// `redis://` or `rediss://`, credentials resolved (`${env:NAME}`).
         url: String,
         key_prefix: String,
+        /// A CA bundle (PEM) to verify a `rediss://` server with, instead of the system's.
+        ca_file: Option<String>,
     },
 }
 

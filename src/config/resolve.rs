@@ -282,11 +282,16 @@ fn sessions(f: &file::Sessions, env: &dyn Fn(&str) -> Option<String>) -> Result<
     }
     let store = match f.store {
         file::StoreKind::Memory => {
-            if f.redis_url.is_some() {
-                return Err(ConfigError::invalid(
-                    key("redis_url"),
-                    "only meaningful with store = \"redis\"",
-                ));
+            for (name, set) in [
+                ("redis_url", f.redis_url.is_some()),
+                ("redis_ca_file", f.redis_ca_file.is_some()),
+            ] {
+                if set {
+                    return Err(ConfigError::invalid(
+                        key(name),
+                        "only meaningful with store = \"redis\"",
+                    ));
+                }
             }
             Store::Memory
         }
@@ -312,9 +317,22 @@ fn sessions(f: &file::Sessions, env: &dyn Fn(&str) -> Option<String>) -> Result<
             if f.key_prefix.is_empty() {
                 return Err(ConfigError::invalid(key("key_prefix"), "must not be empty"));
             }
+            if f.redis_ca_file.is_some() && !url.starts_with("rediss://") {
+                return Err(ConfigError::invalid(
+                    key("redis_ca_file"),
+                    "only meaningful with a rediss:// redis_url",
+                ));
+            }
+            if f.redis_ca_file.as_deref() == Some("") {
+                return Err(ConfigError::invalid(
+                    key("redis_ca_file"),
+                    "must not be empty",
+                ));
+            }
             Store::Redis {
                 url,
                 key_prefix: f.key_prefix.clone(),
+                ca_file: f.redis_ca_file.clone(),
             }
         }
     };

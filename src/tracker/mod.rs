@@ -61,7 +61,8 @@ pub struct Ticket {
 }
 
 /// A store and what is scheduled on it: kept across in-process reloads while the store's keys
-/// (`store`, `redis_url`, `key_prefix`, `store_timeout_ms`, `max_sessions`) stay the same.
+/// (`store`, `redis_url`, `redis_ca_file`, `key_prefix`, `store_timeout_ms`, `max_sessions`)
+/// stay the same.
 pub struct Backend {
     store: Store,
     spec: (config::Store, Duration, usize),
@@ -81,11 +82,17 @@ impl Backend {
         let cap = SCHEDULE_CAP.min(cfg.max_sessions.max(1024));
         let store = match &cfg.store {
             config::Store::Memory => Store::Memory(Memory::new(cfg.max_sessions)),
-            config::Store::Redis { url, key_prefix } => Store::Redis(
-                Box::new(
-                    redis::Redis::new(url, key_prefix, cfg.store_timeout)
-                        .map_err(|e| format!("[sessions] redis_url: {e}"))?,
-                ),
+            config::Store::Redis {
+                url,
+                key_prefix,
+                ca_file,
+            } => Store::Redis(
+                Box::new(redis::Redis::new(
+                    url,
+                    key_prefix,
+                    ca_file.as_deref(),
+                    cfg.store_timeout,
+                )?),
                 Schedule::new(cap),
             ),
         };

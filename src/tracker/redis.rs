@@ -91,10 +91,29 @@ fn now_ms() -> u64 {
 }
 
 impl Redis {
-    /// A store on `url` (parsed now; no connection is made until the first operation).
-    pub fn new(url: &str, prefix: &str, timeout: Duration) -> redis::RedisResult<Redis> {
+    /// A store on `url` (parsed now; no connection is made until the first operation), its TLS
+    /// server verified with `ca_file`'s certificates when given (else the system's).
+    pub fn new(
+        url: &str,
+        prefix: &str,
+        ca_file: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Redis, String> {
+        let client = match ca_file {
+            None => redis::Client::open(url),
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("[sessions] redis_ca_file: cannot read {path}: {e}"))?;
+                let certs = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                };
+                redis::Client::build_with_tls(url, certs)
+            }
+        }
+        .map_err(|e| format!("[sessions] redis_url: {e}"))?;
         Ok(Redis {
-            client: redis::Client::open(url)?,
+            client,
             manager: OnceLock::new(),
             prefix: prefix.to_owned(),
             open_set: format!("{prefix}open"),

@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -13,14 +14,26 @@ pub struct RedisServer {
     /// Held while the server is down, so that nobody else takes the port.
     port: HeldPort,
     dir: std::path::PathBuf,
+    /// Certificate, key and CA (PEM files): the server speaks only TLS.
+    tls: Option<[PathBuf; 3]>,
 }
 
 impl RedisServer {
     pub fn start() -> RedisServer {
+        RedisServer::start_with(None)
+    }
+
+    /// A server that speaks only TLS, with this certificate and key (`tests/fixtures/tls`).
+    pub fn start_tls(cert: &Path, key: &Path, ca: &Path) -> RedisServer {
+        RedisServer::start_with(Some([cert.to_owned(), key.to_owned(), ca.to_owned()]))
+    }
+
+    fn start_with(tls: Option<[PathBuf; 3]>) -> RedisServer {
         let mut r = RedisServer {
             child: None,
             port: HeldPort::new(),
             dir: scratch_dir("redis"),
+            tls,
         };
         r.restart();
         r
@@ -30,17 +43,41 @@ impl RedisServer {
         self.port.addr
     }
 
-    /// `redis://127.0.0.1:PORT/0`.
+    /// `redis://127.0.0.1:PORT/0` (`rediss://` with TLS).
     pub fn url(&self) -> String {
-        format!("redis://{}/0", self.port.addr)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://{}/0", self.port.addr)
     }
 
     /// Starts the server (again, on the same port) and waits until it answers `PING`.
     pub fn restart(&mut self) {
         let log = std::fs::File::create(self.dir.join("redis.log")).expect("redis log file");
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port"])
-            .arg(self.port.addr.port().to_string())
+        let port = self.port.addr.port().to_string();
+        let mut command = Command::new("redis-server");
+        command.args(["--bind", "127.0.0.1"]);
+        match &self.tls {
+            None => command.args(["--port", &port]),
+            Some([cert, key, ca]) => command
+                .args([
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &port,
+                    "--tls-auth-clients",
+                    "no",
+                ])
+                .arg("--tls-cert-file")
+                .arg(cert)
+                .arg("--tls-key-file")
+                .arg(key)
+                .arg("--tls-ca-cert-file")
+                .arg(ca),
+        };
+        let child = command
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .arg("--dir")
             .arg(&self.dir)
@@ -52,7 +89,14 @@ impl RedisServer {
                 panic!("cannot start redis-server ({e}): install it (scripts/setup.sh does)")
             });
         self.child = Some(child);
-        let up = poll(Duration::from_secs(10), || self.ping().then_some(()));
+        // A TLS server is ready once it accepts (this helper speaks no TLS).
+        let ready = || match self.tls {
+            None => self.ping(),
+            Some(_) => {
+                TcpStream::connect_timeout(&self.port.addr, Duration::from_millis(200)).is_ok()
+            }
+        };
+        let up = poll(Duration::from_secs(10), || ready().then_some(()));
         assert!(
             up.is_some(),
             "redis-server did not answer PING:\n{}",
