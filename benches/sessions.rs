@@ -35,7 +35,16 @@ fn tracker(metrics: &Metrics) -> Tracker {
         &|_| None,
     )
     .expect("the bench's configuration");
-    Tracker::new(&config.sessions, metrics, None).expect("a memory tracker")
+    Tracker::new(
+        &config.sessions,
+        metrics,
+        None,
+        std::sync::Arc::new(mediagate::quality::Quality::of_config(
+            &config.quality,
+            metrics,
+        )),
+    )
+    .expect("a memory tracker")
 }
 
 fn sid(i: usize) -> String {

@@ -46,7 +46,16 @@ fn main() {
     .expect("the configuration");
     // Measured from before the store exists (its slabs are reserved when it is made).
     let before = rss();
-    let tracker = Tracker::new(&config.sessions, &metrics, None).expect("a memory tracker");
+    let tracker = Tracker::new(
+        &config.sessions,
+        &metrics,
+        None,
+        std::sync::Arc::new(mediagate::quality::Quality::of_config(
+            &config.quality,
+            &metrics,
+        )),
+    )
+    .expect("a memory tracker");
     let now = mediagate::io::clock::unix_ms();
     let start = Start {
         ts: 1_000,

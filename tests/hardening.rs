@@ -362,7 +362,7 @@ fn bodies_held_beyond_the_budget_get_503() {
     first.write_all(&part).unwrap();
     // The first upload's bytes are held before the second starts.
     let ok = poll(Duration::from_secs(5), || {
-        (gw.metric("mediagate_inflight_requests") >= 1.0).then_some(())
+        (gw.metric("mediagate_inflight_body_bytes") >= 900.0 * 1024.0).then_some(())
     });
     assert!(ok.is_some());
     let mut second = Conn::connect(gw.addr).unwrap();

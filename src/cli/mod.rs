@@ -1,8 +1,9 @@
-//! The `mediagate` command line: `run`, `reload`, `check`, `validate`, `emulate`.
+//! The `mediagate` command line: `run`, `reload`, `check`, `validate`, `quarantine`, `emulate`.
 //!
 //! **May use:** everything. mediagate owns its CLI (clap): pingora's own flags are not exposed,
 //! and its `Opt` is built in [`run`].
 
+mod quarantine;
 mod reload;
 mod run;
 mod validate;
@@ -72,6 +73,11 @@ pub enum Command {
         #[arg(default_value = "-")]
         file: String,
     },
+    /// What the gateway refused, kept in the quarantine spool: list, show, replay.
+    Quarantine {
+        #[command(subcommand)]
+        action: quarantine::Action,
+    },
     /// Run only the built-in emulator of the collection backend.
     Emulate {
         /// Address to listen on (port 0: any free port, see --ready-file).
@@ -107,6 +113,7 @@ pub fn main() -> ExitCode {
             endpoint,
             file,
         } => validate::validate(config.as_deref(), &endpoint, &file),
+        Command::Quarantine { action } => quarantine::quarantine(action),
         Command::Emulate {
             listen,
             ready_file,
@@ -136,7 +143,10 @@ pub fn main() -> ExitCode {
 
 fn check(path: &std::path::Path) -> ExitCode {
     match config::load(path) {
-        Ok(_) => {
+        Ok(c) => {
+            for w in config::warnings(&c) {
+                eprintln!("mediagate: warning: {w}");
+            }
             println!("{}: ok", path.display());
             ExitCode::SUCCESS
         }

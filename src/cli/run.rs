@@ -22,6 +22,7 @@ use crate::observe::diagnostics;
 use crate::observe::log_sink::{Destination, LogSink};
 use crate::observe::metrics::Metrics;
 use crate::pipeline::Gateway;
+use crate::quarantine::Quarantine;
 use crate::runtime::reload::ReloadOnSighup;
 use crate::runtime::services::{HealthChecks, Sweeper};
 use crate::runtime::{Live, Runtime};
@@ -100,7 +101,20 @@ fn serve(
     ready_file: Option<PathBuf>,
     path: PathBuf,
 ) -> ExitCode {
-    let runtime = match Runtime::first(config.clone(), &metrics) {
+    let quarantine = match &config.quarantine {
+        None => None,
+        Some(q) => match Quarantine::start(q, &metrics) {
+            Ok(q) => Some(Arc::new(q)),
+            Err(e) => {
+                eprintln!("mediagate: [quarantine] dir: {}: {e}", q.dir.display());
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    for w in crate::config::warnings(&config) {
+        log::warn!("{w}");
+    }
+    let runtime = match Runtime::first(config.clone(), &metrics, quarantine.clone()) {
         Ok(r) => r,
         Err(e) => {
             log::error!("{e}");
@@ -153,7 +167,7 @@ fn serve(
     let admin = AdminApp {
         metrics: metrics.clone(),
         readiness: readiness.clone(),
-        sessions: Some(live.clone()),
+        source: Some(live.clone()),
     };
     let admin = Listener::new(
         "admin",
@@ -219,6 +233,9 @@ fn serve(
     diagnostics::flush(LOG_CLOSE);
     if let Some(sink) = access_sink {
         sink.close(LOG_CLOSE);
+    }
+    if let Some(q) = quarantine {
+        q.close(LOG_CLOSE);
     }
     ExitCode::SUCCESS
 }

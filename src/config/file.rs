@@ -32,6 +32,10 @@ pub struct File {
     pub limits: Limits,
     #[serde(default)]
     pub log: Log,
+    #[serde(default)]
+    pub quality: super::quality::QualityFile,
+    #[serde(default)]
+    pub quarantine: super::quality::QuarantineFile,
     pub emulator: Option<Emulator>,
 }
 
@@ -87,12 +91,15 @@ impl Default for Server {
 #[serde(deny_unknown_fields, default)]
 pub struct Admin {
     pub listen: String,
+    /// A bearer token for the examples, the quarantine view and session look-ups.
+    pub token: Option<String>,
 }
 
 impl Default for Admin {
     fn default() -> Self {
         Admin {
             listen: "127.0.0.1:9090".into(),
+            token: None,
         }
     }
 }

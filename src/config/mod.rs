@@ -8,6 +8,7 @@
 //! (`upstream::Cluster::new`).
 
 pub mod file;
+pub mod quality;
 mod resolve;
 
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use location::Rewriter;
 use mcapi::content_type::ContentTypePolicy;
 use mcapi::sid::SidFormat;
 use mcapi::Policies;
+pub use quality::{Quality, Quarantine};
 
 /// The default configuration path, relative to the working directory.
 pub const DEFAULT_PATH: &str = "config/mediagate.toml";
@@ -59,6 +61,9 @@ impl ConfigError {
 pub struct Config {
     pub server: Server,
     pub admin_listen: SocketAddr,
+    /// The bearer token payload examples, the quarantine view and session look-ups on the admin
+    /// listener require (`[admin] token`, `${env:NAME}` resolved).
+    pub admin_token: Option<String>,
     pub upstreams: Vec<Upstream>,
     pub health: Health,
     pub validation: Validation,
@@ -67,6 +72,8 @@ pub struct Config {
     pub sessions: Sessions,
     pub limits: Limits,
     pub log: Log,
+    pub quality: Quality,
+    pub quarantine: Option<Quarantine>,
     pub emulator: Option<Emulator>,
 }
 
@@ -191,6 +198,21 @@ pub struct Emulator {
     pub idle_timeout: Duration,
     pub location_prefix: Option<String>,
     pub response_delay: Duration,
+}
+
+/// What a valid configuration may still get wrong, for `check` and the start-up log.
+pub fn warnings(c: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    if !c.admin_listen.ip().is_loopback() && c.admin_token.is_none() {
+        out.push(format!(
+            "[admin] listen = \"{}\" is not on loopback and [admin] token is not set: anyone who reaches the port can read payload examples, the quarantine view and session states (set token = \"${{env:MEDIAGATE_ADMIN_TOKEN}}\")",
+            c.admin_listen
+        ));
+    }
+    if c.quarantine.as_ref().is_some_and(|q| q.keep_identity) {
+        out.push("[quarantine] keep_identity = true: visitor and customer ids are written to disk in clear".to_owned());
+    }
+    out
 }
 
 /// Reads and validates a configuration file.

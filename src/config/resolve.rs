@@ -30,6 +30,7 @@ pub(super) fn resolve(file: file::File, env: &dyn Fn(&str) -> Option<String>) ->
     Ok(Config {
         server,
         admin_listen: socket_addr("[admin] listen", &file.admin.listen)?,
+        admin_token: admin_token(&file.admin, env)?,
         upstreams,
         health,
         validation,
@@ -38,8 +39,35 @@ pub(super) fn resolve(file: file::File, env: &dyn Fn(&str) -> Option<String>) ->
         sessions: sessions(&file.sessions, env)?,
         limits: limits(&file.limits)?,
         log: log(&file.log)?,
+        quality: super::quality::quality(&file.quality)?,
+        quarantine: super::quality::quarantine(&file.quarantine)?,
         emulator: file.emulator.as_ref().map(emulator).transpose()?,
     })
+}
+
+/// `[admin] token`: a constant or `${env:NAME}` (an unset variable is an error), at least 16
+/// characters.
+fn admin_token(f: &file::Admin, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<String>> {
+    let Some(raw) = &f.token else {
+        return Ok(None);
+    };
+    let key = "[admin] token";
+    let token = enrich::Template::compile(raw, env)
+        .ok()
+        .and_then(|t| t.as_constant().map(str::to_owned))
+        .ok_or_else(|| {
+            ConfigError::invalid(
+                key,
+                "a string, or ${env:NAME} (an unset variable is an error)",
+            )
+        })?;
+    if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ConfigError::invalid(
+            key,
+            "must be at least 16 visible ASCII characters",
+        ));
+    }
+    Ok(Some(token))
 }
 
 /// `value` when it lies in `min..=max`, else an error naming `key`.

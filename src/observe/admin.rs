@@ -6,7 +6,15 @@
 //!   shutdown or upgrade starts (readiness; load balancers stop sending new requests);
 //! - `GET /sessions/{sid}` — the session tracker's state of one session, as JSON (why it got a
 //!   410, what is open; 404 when the tracker does not know it);
+//! - `GET /quality` — data quality as JSON: violations by rule and by player × SDK × rule over
+//!   the last hour and since start, sessions, upstreams, the quarantine and its last examples;
+//! - `GET /` — the same as a page ([`crate::quality::page`]);
+//! - `GET /quality/examples/{id}` — one kept example's quarantine entry, as JSON;
 //! - another method on those paths — 405 with `Allow`; anything else — 404.
+//!
+//! When `[admin] token` is set, every path but `/healthz`, `/readyz` and `/metrics` (probes and
+//! scrapes) needs it: `Authorization: Bearer <token>`, or Basic with the token as the password
+//! (so a browser can open the page); otherwise 401 with `WWW-Authenticate`.
 
 use async_trait::async_trait;
 use http1::response::{BodyLength, ResponseHead};
@@ -55,29 +63,103 @@ impl BackgroundService for ReadinessWatcher {
 pub struct AdminApp {
     pub metrics: Arc<Metrics>,
     pub readiness: Readiness,
-    /// The gateway's session tracker, when this admin listener has a gateway.
-    pub sessions: Option<Arc<dyn SessionLookup>>,
+    /// The gateway's state (sessions, data quality), when this admin listener has a gateway.
+    pub source: Option<Arc<dyn AdminSource>>,
 }
+
+type Answer = (u16, &'static str, Vec<u8>);
+
+const JSON: &str = "application/json";
 
 impl AdminApp {
     /// `GET /sessions/{sid}`.
-    async fn session(&self, sid: &str) -> (u16, &'static str, Vec<u8>) {
-        let (status, body) = match &self.sessions {
-            Some(lookup) => lookup.lookup(sid).await,
+    async fn session(&self, sid: &str) -> Answer {
+        let (status, body) = match &self.source {
+            Some(source) => source.lookup(sid).await,
             None => (
                 404,
                 serde_json::json!({"sid": sid, "message": "this listener has no session tracker"}),
             ),
         };
-        (status, "application/json", body.to_string().into_bytes())
+        (status, JSON, body.to_string().into_bytes())
+    }
+
+    fn quality(&self) -> serde_json::Value {
+        match &self.source {
+            Some(source) => source.quality(),
+            None => serde_json::json!({"message": "this listener has no gateway"}),
+        }
+    }
+
+    /// `GET /quality/examples/{id}`.
+    fn example(&self, id: &str) -> Answer {
+        match self.source.as_ref().and_then(|s| s.example(id)) {
+            Some(entry) => (200, JSON, entry.into_bytes()),
+            None => (
+                404,
+                JSON,
+                serde_json::json!({"id": id, "message": "no such example: only the last few are kept here (mediagate quarantine show --id lists the spool)"})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        }
+    }
+
+    /// Whether the request may see the protected paths.
+    fn authorized(&self, ex: &Exchange<'_>) -> bool {
+        let Some(token) = self.source.as_ref().and_then(|s| s.token()) else {
+            return true;
+        };
+        let given = ex
+            .head
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(presented_token);
+        given.is_some_and(|g| same(g.as_bytes(), token.as_bytes()))
     }
 }
 
-/// What the admin listener asks the gateway's session tracker (the runtime answers).
+/// The token an `Authorization` value presents: `Bearer <token>`, or `Basic` with the token as
+/// the password (any user name).
+fn presented_token(value: &str) -> Option<String> {
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(rest.to_owned());
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        use base64::Engine;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        return text
+            .split_once(':')
+            .map(|(_, password)| password.to_owned());
+    }
+    None
+}
+
+/// Compares without returning early, so that timing does not tell how much of a guess matched.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// What the admin listener asks the gateway (the runtime answers).
 #[async_trait]
-pub trait SessionLookup: Send + Sync {
+pub trait AdminSource: Send + Sync {
     /// The status and JSON body of `GET /sessions/{sid}`.
     async fn lookup(&self, sid: &str) -> (u16, serde_json::Value);
+    /// `[admin] token` of the current configuration.
+    fn token(&self) -> Option<String>;
+    /// The body of `GET /quality`.
+    fn quality(&self) -> serde_json::Value;
+    /// A kept example's quarantine entry.
+    fn example(&self, id: &str) -> Option<String>;
 }
 
 impl App for AdminApp {
@@ -93,14 +175,30 @@ impl App for AdminApp {
         let method = &ex.head.method;
         let is_get = method == http::Method::GET || method == http::Method::HEAD;
         let path = ex.head.uri.path().to_owned();
-        let session = path
-            .strip_prefix("/sessions/")
-            .filter(|sid| !sid.is_empty() && !sid.contains('/'));
+        let one = |prefix: &str| {
+            path.strip_prefix(prefix)
+                .filter(|id| !id.is_empty() && !id.contains('/'))
+                .map(str::to_owned)
+        };
+        let session = one("/sessions/");
+        let example = one("/quality/examples/");
+        let protected =
+            session.is_some() || example.is_some() || matches!(path.as_str(), "/" | "/quality");
         let (status, content_type, body) = match (path.as_str(), is_get) {
-            (_, true) if session.is_some() => self.session(session.unwrap_or_default()).await,
-            (_, false) if session.is_some() => {
-                (405, "text/plain", b"method not allowed\n".to_vec())
-            }
+            _ if protected && !self.authorized(ex) => (
+                401,
+                JSON,
+                br#"{"error":{"status":401,"message":"this path needs [admin] token: Authorization: Bearer <token>"}}"#.to_vec(),
+            ),
+            (_, true) if session.is_some() => self.session(session.as_deref().unwrap_or_default()).await,
+            (_, true) if example.is_some() => self.example(example.as_deref().unwrap_or_default()),
+            ("/quality", true) => (200, JSON, self.quality().to_string().into_bytes()),
+            ("/", true) => (
+                200,
+                "text/html; charset=utf-8",
+                crate::quality::page::render(&self.quality()).into_bytes(),
+            ),
+            (_, false) if protected => (405, "text/plain", b"method not allowed\n".to_vec()),
             ("/metrics", true) => (
                 200,
                 "text/plain; version=0.0.4; charset=utf-8",
@@ -124,6 +222,16 @@ impl App for AdminApp {
         head.header("content-type", content_type.as_bytes());
         if status == 405 {
             head.header("allow", b"GET, HEAD");
+        }
+        if status == 401 {
+            head.header(
+                "www-authenticate",
+                b"Bearer realm=\"mediagate admin\", Basic realm=\"mediagate admin\"",
+            );
+        }
+        if protected {
+            // Payloads and session states: never kept by a cache.
+            head.header("cache-control", b"no-store");
         }
         let mut out = head.finish(
             BodyLength::Known(body.len() as u64),

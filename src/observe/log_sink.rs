@@ -4,7 +4,8 @@
 //! the destination stalls (a full pipe nobody reads, a slow `docker logs`, a stuck journald),
 //! only that thread blocks: the buffer fills to its bound, and further lines are dropped and
 //! counted, never waited for. A file destination is reopened on request (`SIGUSR1`, after
-//! logrotate moved it).
+//! logrotate moved it). A spool destination (the quarantine) is a directory of files rotated by
+//! size and bounded in total, its current file opened by the writer thread itself.
 //!
 //! At a graceful exit `run` closes the sink: what is pending is written, within a bound, so a
 //! stalled reader cannot keep the process from exiting either.
@@ -29,7 +30,19 @@ pub enum Destination {
     Stderr,
     /// Appended to; reopened on [`LogSink::reopen`].
     File(PathBuf),
+    /// `dir/quarantine.jsonl`, renamed to `quarantine-<ms>-<n>.jsonl` once it holds
+    /// `file_bytes`; the oldest renamed files are deleted (and counted) while all of them hold
+    /// more than `max_bytes`.
+    Spool {
+        dir: PathBuf,
+        file_bytes: u64,
+        max_bytes: u64,
+        files_dropped: IntCounter,
+    },
 }
+
+/// The spool's current file.
+pub const SPOOL_CURRENT: &str = "quarantine.jsonl";
 
 pub struct LogSink {
     shared: Arc<Shared>,
@@ -197,15 +210,34 @@ impl Shared {
 struct Output {
     destination: Destination,
     file: Option<File>,
+    /// Bytes in the spool's current file.
+    size: u64,
+    /// Renamed spool files so far (their names' tie-breaker).
+    rotated: u64,
 }
 
 impl Output {
     fn open(destination: Destination) -> io::Result<Output> {
         let file = match &destination {
             Destination::File(path) => Some(append(path)?),
+            Destination::Spool { dir, .. } => {
+                std::fs::create_dir_all(dir)?;
+                if !std::fs::metadata(dir)?.is_dir() {
+                    return Err(io::Error::other(format!(
+                        "{} is not a directory",
+                        dir.display()
+                    )));
+                }
+                None
+            }
             _ => None,
         };
-        Ok(Output { destination, file })
+        Ok(Output {
+            destination,
+            file,
+            size: 0,
+            rotated: 0,
+        })
     }
 
     fn reopen(&mut self) {
@@ -227,6 +259,71 @@ impl Output {
             (Destination::Stderr, _) => io::stderr().lock().write_all(block),
             (Destination::File(_), Some(file)) => file.write_all(block),
             (Destination::File(_), None) => Err(io::Error::other("no file open")),
+            (Destination::Spool { .. }, _) => self.spool(block),
+        }
+    }
+
+    fn spool(&mut self, block: &[u8]) -> io::Result<()> {
+        let Destination::Spool {
+            dir,
+            file_bytes,
+            max_bytes,
+            files_dropped,
+        } = &self.destination
+        else {
+            return Err(io::Error::other("not a spool"));
+        };
+        let current = dir.join(SPOOL_CURRENT);
+        if self.file.is_none() {
+            let f = append(&current)?;
+            self.size = f.metadata().map_or(0, |m| m.len());
+            self.file = Some(f);
+        }
+        if self.size > 0 && self.size + block.len() as u64 > *file_bytes {
+            self.file = None;
+            self.rotated += 1;
+            let ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            let name = format!("quarantine-{ms:013}-{:06}.jsonl", self.rotated % 1_000_000);
+            std::fs::rename(&current, dir.join(name))?;
+            prune(dir, *max_bytes, files_dropped);
+            let f = append(&current)?;
+            self.size = 0;
+            self.file = Some(f);
+        }
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("no file open"))?;
+        file.write_all(block)?;
+        self.size += block.len() as u64;
+        Ok(())
+    }
+}
+
+/// Deletes the oldest rotated spool files while the rotated ones hold more than `max_bytes`.
+fn prune(dir: &std::path::Path, max_bytes: u64, dropped: &IntCounter) {
+    let Ok(read) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<(String, u64)> = read
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let rotated = name.starts_with("quarantine-") && name.ends_with(".jsonl");
+            rotated.then(|| (name, e.metadata().map_or(0, |m| m.len())))
+        })
+        .collect();
+    files.sort();
+    let mut total: u64 = files.iter().map(|(_, n)| n).sum();
+    for (name, size) in files {
+        if total <= max_bytes {
+            break;
+        }
+        if std::fs::remove_file(dir.join(&name)).is_ok() {
+            dropped.inc();
+            total -= size;
         }
     }
 }

@@ -40,6 +40,7 @@ pub struct Metrics {
     pub body_rewrites: IntCounterVec,
     pub enrichments: IntCounterVec,
     pub inflight: IntGauge,
+    pub inflight_body_bytes: IntGauge,
     pub access_log_dropped: IntCounter,
     pub diagnostics_dropped: IntCounter,
     pub load_shed: IntCounterVec,
@@ -57,6 +58,10 @@ pub struct Metrics {
     pub session_duration: HistogramVec,
     pub session_events: HistogramVec,
     pub session_store_duration: HistogramVec,
+    pub violations_by_player: IntCounterVec,
+    pub quarantined: IntCounterVec,
+    pub quarantine_dropped: IntCounterVec,
+    pub quarantine_files_dropped: IntCounter,
     pub build_info: IntGaugeVec,
     pub start_time: Gauge,
 }
@@ -160,6 +165,11 @@ impl Metrics {
         )?;
         let inflight = IntGauge::new("mediagate_inflight_requests", "Requests being processed.")?;
         registry.register(Box::new(inflight.clone()))?;
+        let inflight_body_bytes = IntGauge::new(
+            "mediagate_inflight_body_bytes",
+            "Request body bytes received and held now, by all requests together (bounded by [server] max_inflight_body_bytes).",
+        )?;
+        registry.register(Box::new(inflight_body_bytes.clone()))?;
         let access_log_dropped = IntCounter::new(
             "mediagate_access_log_dropped_total",
             "Access log lines dropped because the log's reader did not keep up (its buffer was full).",
@@ -252,6 +262,26 @@ impl Metrics {
                 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1,
             ],
         )?;
+        let violations_by_player = counter(
+            "mediagate_violations_by_player_total",
+            "Validation failures and session-rule violations by the session's player (media.playerName) and SDK (family and major version), labels bounded by [quality] max_label_values (then \"other\").",
+            &["player", "sdk", "rule"],
+        )?;
+        let quarantined = counter(
+            "mediagate_quarantined_total",
+            "Calls written to the quarantine spool, by kind (refused: never reached the upstream; reported: forwarded with violations, a sample; upstream_failed: 502/503/504, opt-in).",
+            &["kind"],
+        )?;
+        let quarantine_dropped = counter(
+            "mediagate_quarantine_dropped_total",
+            "Calls the quarantine did not write, by reason (queue_full: the spool's writer did not keep up or the disk stalled; sampled_out: report-mode examples above report_samples_per_second).",
+            &["reason"],
+        )?;
+        let quarantine_files_dropped = IntCounter::new(
+            "mediagate_quarantine_files_dropped_total",
+            "Rotated quarantine files deleted, oldest first, to keep the spool within [quarantine] max_bytes.",
+        )?;
+        registry.register(Box::new(quarantine_files_dropped.clone()))?;
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "mediagate_build_info",
@@ -290,6 +320,7 @@ impl Metrics {
             body_rewrites,
             enrichments,
             inflight,
+            inflight_body_bytes,
             access_log_dropped,
             diagnostics_dropped,
             load_shed,
@@ -307,6 +338,10 @@ impl Metrics {
             session_duration,
             session_events,
             session_store_duration,
+            violations_by_player,
+            quarantined,
+            quarantine_dropped,
+            quarantine_files_dropped,
             build_info,
             start_time,
         };
@@ -350,6 +385,12 @@ impl Metrics {
         }
         for reason in sessions::Closed::REASONS {
             self.sessions_closed.with_label_values(&[reason.as_str()]);
+        }
+        for kind in ["refused", "reported", "upstream_failed"] {
+            self.quarantined.with_label_values(&[kind]);
+        }
+        for reason in ["queue_full", "sampled_out"] {
+            self.quarantine_dropped.with_label_values(&[reason]);
         }
     }
 

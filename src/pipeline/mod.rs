@@ -10,7 +10,8 @@
 //! 6. the upstream exchange (`upstream::Cluster::forward`, with the retry rule);
 //! 7. the answer relayed to the player ([`relay`]: CORS, `Location`), the tracker told first
 //!    (a 201 starts a session; an events answer updates it);
-//! 8. the record: metrics and the access log ([`record`]).
+//! 8. the record: metrics and the access log ([`record`]); on the way, what data quality
+//!    learns ([`keep`]: violations by player and SDK, refused calls into the quarantine).
 //!
 //! Each request runs on the runtime generation current when it started ([`Pass`]): an
 //! in-process reload never changes the rules under a request in flight.
@@ -22,6 +23,7 @@
 
 pub mod context;
 pub mod headers;
+mod keep;
 pub mod prepare;
 pub mod record;
 mod relay;
@@ -33,6 +35,8 @@ use std::time::Duration;
 
 use crate::config::Mode;
 use crate::observe::access_log::AccessLog;
+use crate::quality::labels::UNKNOWN;
+use crate::quarantine::Kind;
 use crate::runtime::{Live, Runtime};
 use crate::server::answers::ErrorReply;
 use crate::server::budget::{BodyBudget, Held};
@@ -41,6 +45,7 @@ use crate::server::{App, BodyFailure, ConnSettings, Exchange};
 use crate::tracker::{Ticket, Verdict};
 use crate::upstream::{self, Target};
 use context::{RequestCtx, RequestIds};
+use keep::Kept;
 use mcapi::route::{self, Action};
 use mcapi::sid::OwnerError;
 use mcapi::Endpoint;
@@ -65,7 +70,10 @@ impl Gateway {
         let config = live.load().config.clone();
         Gateway {
             tls: config.server.tls.is_some(),
-            bodies: BodyBudget::new(config.server.max_inflight_body_bytes),
+            bodies: BodyBudget::new(
+                config.server.max_inflight_body_bytes,
+                live.metrics.inflight_body_bytes.clone(),
+            ),
             live,
             access_log,
             request_ids: RequestIds::new(),
@@ -176,13 +184,43 @@ impl Pass<'_> {
                 rules,
                 &ectx,
                 rt.tracker.is_some(),
+                rt.quarantine.is_some(),
             )
         };
         rt.series
             .violations(ctx.route, &prepared.violations, &prepared.omitted);
         ctx.violations = prepared.error_count();
+        let upstream_path = match &target {
+            Target::Owner { path, .. } => Some(path.clone()),
+            Target::Balanced => None,
+        };
+        // Only a call with violations pays for its labels (an events call's: a store read).
+        let labels = match ctx.violations {
+            0 => (UNKNOWN, UNKNOWN),
+            _ => {
+                let (player, sdk) = (prepared.player.as_deref(), prepared.sdk.as_deref());
+                let labels = keep::labels(&rt, ex, endpoint, player, sdk).await;
+                keep::count_errors(
+                    &rt,
+                    labels,
+                    &prepared.violations,
+                    &prepared.omitted,
+                    ctx.received_ms,
+                );
+                labels
+            }
+        };
         match &mut prepared.decision {
-            Decision::Refuse => {
+            Decision::Refuse(kept) => {
+                let kept = Kept {
+                    kind: Kind::Refused,
+                    status: 400,
+                    labels,
+                    violations: keep::violations_of(&prepared.violations),
+                    body: kept,
+                    upstream_path: upstream_path.as_deref(),
+                };
+                keep::keep(&rt, ex, ctx, kept);
                 let more = prepared.omitted_count();
                 let truncated = (more > 0).then(|| mcapi::Violation::truncated(more));
                 let errors: Vec<&mcapi::Violation> =
@@ -206,6 +244,15 @@ impl Pass<'_> {
                             .collect::<Vec<_>>()
                             .join(", ")
                     );
+                    let kept = Kept {
+                        kind: Kind::Reported,
+                        status: 0,
+                        labels,
+                        violations: keep::violations_of(&prepared.violations),
+                        body: &body,
+                        upstream_path: upstream_path.as_deref(),
+                    };
+                    keep::keep(&rt, ex, ctx, kept);
                 }
                 for (event_type, content_type) in &prepared.events {
                     rt.series.event(*event_type, *content_type);
@@ -217,9 +264,14 @@ impl Pass<'_> {
                 let summary = std::mem::take(&mut prepared.summary);
                 let tracking = match (&rt.tracker, endpoint) {
                     (None, _) => Tracking::None,
-                    (Some(_), Endpoint::Sessions) => {
-                        summary.start.map_or(Tracking::None, Tracking::Start)
-                    }
+                    (Some(_), Endpoint::Sessions) => match summary.start {
+                        Some(mut start) => {
+                            start.player = rt.quality.players.label(prepared.player.as_deref());
+                            start.sdk = rt.quality.sdks.label(prepared.sdk.as_deref());
+                            Tracking::Start(start)
+                        }
+                        None => Tracking::None,
+                    },
                     (Some(tracker), Endpoint::Events) => {
                         let sid = route::sid_of(ex.head.uri.path()).unwrap_or_default();
                         let (verdict, ticket) = tracker
@@ -227,7 +279,22 @@ impl Pass<'_> {
                             .await;
                         match verdict {
                             Verdict::Forward => Tracking::Events(ticket),
-                            Verdict::Refuse(rule) => return self.refuse(ex, ctx, rule).await,
+                            Verdict::Refuse(rule) => {
+                                let kept = Kept {
+                                    kind: Kind::Refused,
+                                    status: refusal(rule).0,
+                                    labels: ticket.labels,
+                                    violations: vec![crate::quarantine::Violation {
+                                        path: refusal(rule).1.to_owned(),
+                                        rule: rule.as_str().to_owned(),
+                                        detail: refusal(rule).4.to_owned(),
+                                    }],
+                                    body: &body,
+                                    upstream_path: upstream_path.as_deref(),
+                                };
+                                keep::keep(&rt, ex, ctx, kept);
+                                return self.refuse(ex, ctx, rule).await;
+                            }
                             Verdict::RejectUnknown => {
                                 let message = "unknown session: the gateway never saw it start ([sessions] unknown_sessions = \"reject\")";
                                 return self.error(ex, ctx, 404, message).await;
@@ -248,22 +315,7 @@ impl Pass<'_> {
         ctx: &mut RequestCtx,
         rule: sessions::Rule,
     ) -> Result {
-        let (status, path, mcapi_rule, message, detail) = match rule {
-            sessions::Rule::PlayheadRange => (
-                400,
-                "/playerTime/playhead",
-                mcapi::rules::Rule::PlayheadRange,
-                "invalid request body",
-                "the playhead is outside the session's range (a live session's 0 to 86400, an on-demand one's content length plus the tolerance)",
-            ),
-            _ => (
-                410,
-                "",
-                mcapi::rules::Rule::SessionClosed,
-                "the session is closed: the backend drops calls to it",
-                "the session ended (sessionEnd), expired (no call or no playhead movement for too long) or is gone upstream; start a new session",
-            ),
-        };
+        let (status, path, mcapi_rule, message, detail) = refusal(rule);
         let violation = mcapi::Violation {
             path: path.to_owned(),
             rule: mcapi_rule,
@@ -405,6 +457,11 @@ impl Pass<'_> {
         match self.rt.cluster.forward(&request).await {
             Ok(exchanged) => self.relay(ex, ctx, exchanged, tracking).await,
             Err(exhausted) => {
+                let labels = match &tracking {
+                    Tracking::Start(start) => (start.player, start.sdk),
+                    Tracking::Events(ticket) => ticket.labels,
+                    Tracking::None => (UNKNOWN, UNKNOWN),
+                };
                 // The upstream may have taken the call without the gateway learning it: the
                 // session's state can no longer be trusted.
                 if let (Tracking::Events(ticket), Some(tracker)) = (tracking, &self.rt.tracker) {
@@ -421,6 +478,21 @@ impl Pass<'_> {
                     }
                     None => (503, "no healthy upstream"),
                 };
+                if let Some(body) = &body {
+                    let upstream_path = match &target {
+                        Target::Owner { path, .. } => Some(path.as_str()),
+                        Target::Balanced => None,
+                    };
+                    let kept = Kept {
+                        kind: Kind::UpstreamFailed,
+                        status,
+                        labels,
+                        violations: Vec::new(),
+                        body,
+                        upstream_path,
+                    };
+                    keep::keep(&self.rt, ex, ctx, kept);
+                }
                 self.error(ex, ctx, status, message).await
             }
         }
@@ -563,6 +635,35 @@ impl App for Gateway {
             .load()
             .series
             .status(mcapi::route::Route::Unknown, 500);
+    }
+}
+
+/// The answer to a call a session rule refuses: status, the violation's path, its rule in error
+/// bodies, the message and the detail.
+fn refusal(
+    rule: sessions::Rule,
+) -> (
+    u16,
+    &'static str,
+    mcapi::rules::Rule,
+    &'static str,
+    &'static str,
+) {
+    match rule {
+        sessions::Rule::PlayheadRange => (
+            400,
+            "/playerTime/playhead",
+            mcapi::rules::Rule::PlayheadRange,
+            "invalid request body",
+            "the playhead is outside the session's range (a live session's 0 to 86400, an on-demand one's content length plus the tolerance)",
+        ),
+        _ => (
+            410,
+            "",
+            mcapi::rules::Rule::SessionClosed,
+            "the session is closed: the backend drops calls to it",
+            "the session ended (sessionEnd), expired (no call or no playhead movement for too long) or is gone upstream; start a new session",
+        ),
     }
 }
 

@@ -24,8 +24,9 @@ pub fn owner_path(sid: &str, query: Option<&str>) -> String {
 pub enum Decision {
     /// Forward these bytes (the body as received, or as enrichment rebuilt it).
     Forward(Bytes),
-    /// Answer 400 with the body's errors (validation `enforce`).
-    Refuse,
+    /// Answer 400 with the body's errors (validation `enforce`); the bytes the gateway would
+    /// have forwarded (enriched, when it is JSON), for the quarantine — empty unless asked for.
+    Refuse(Bytes),
 }
 
 /// The verdict on one body and what enrichment did, for the answer, the metrics and the log.
@@ -44,6 +45,9 @@ pub struct Prepared {
     pub rewritten: bool,
     /// What the session tracker learns from the body (empty unless asked for).
     pub summary: Summary,
+    /// A session start's `media.playerName` and SDK (see `quality::labels::sdk_of`).
+    pub player: Option<String>,
+    pub sdk: Option<String>,
 }
 
 impl Prepared {
@@ -72,7 +76,9 @@ impl Prepared {
 }
 
 /// Validates `body` (unless `mode` is off) and, when it is to be forwarded and is JSON, enriches
-/// it with `rules` in `ectx`; with `track`, summarizes it for the session tracker.
+/// it with `rules` in `ectx`; with `track`, summarizes it for the session tracker; with `keep`,
+/// a refused body is enriched too (the quarantine keeps what would have been forwarded).
+#[allow(clippy::too_many_arguments)]
 pub fn check(
     endpoint: Endpoint,
     body: Bytes,
@@ -81,6 +87,7 @@ pub fn check(
     rules: &RuleSet,
     ectx: &enrich::Context<'_>,
     track: bool,
+    keep: bool,
 ) -> Prepared {
     let checked = mcapi::check(endpoint, &body, policies, ectx.received_at_ms);
     let valid = checked.is_valid();
@@ -95,15 +102,25 @@ pub fn check(
     } else {
         (violations, omitted)
     };
+    let (player, sdk) = document.as_ref().map_or((None, None), player_of);
     if mode == Mode::Enforce && !valid {
+        let kept = match (&document, keep) {
+            (_, false) => Bytes::new(),
+            (Some(doc), true) => rules
+                .enrich_body(text, doc, ectx)
+                .map_or_else(|| body.clone(), |(new, _)| Bytes::from(new)),
+            (None, true) => body.clone(),
+        };
         return Prepared {
-            decision: Decision::Refuse,
+            decision: Decision::Refuse(kept),
             violations,
             omitted,
             events: Vec::new(),
             applied: None,
             rewritten: false,
             summary: Summary::default(),
+            player,
+            sdk,
         };
     }
     let (enriched, applied) = match &document {
@@ -142,5 +159,24 @@ pub fn check(
         applied,
         rewritten,
         summary,
+        player,
+        sdk,
     }
+}
+
+/// The player and SDK of a body's session start (none for other bodies).
+fn player_of(doc: &mcapi::Document<'_>) -> (Option<String>, Option<String>) {
+    let Some(start) = doc
+        .events()
+        .iter()
+        .find(|e| e.event_type == Some(EventType::SessionStart))
+    else {
+        return (None, None);
+    };
+    let player = start.param_str("media.playerName").map(|p| p.into_owned());
+    let sdk = crate::quality::labels::sdk_of(
+        start.param_str("media.libraryVersion").as_deref(),
+        start.param_str("media.sdkVersion").as_deref(),
+    );
+    (player, sdk)
 }

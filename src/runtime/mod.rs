@@ -23,6 +23,8 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::observe::metrics::Metrics;
 use crate::observe::series::Series;
+use crate::quality::Quality;
+use crate::quarantine::Quarantine;
 use crate::server::rate_limit::RateLimiter;
 use crate::tracker::Tracker;
 use crate::upstream::Cluster;
@@ -36,14 +38,28 @@ pub struct Runtime {
     pub series: Series,
     pub rate_limit: Option<Arc<RateLimiter>>,
     pub tracker: Option<Tracker>,
+    /// Per-player counts and the page's examples: the process's, kept by every generation.
+    pub quality: Arc<Quality>,
+    /// The spool of refused calls (the process's: `[quarantine]` keys need a new process).
+    pub quarantine: Option<Arc<Quarantine>>,
 }
 
 impl Runtime {
     /// The first generation (at start).
-    pub fn first(config: Arc<Config>, metrics: &Arc<Metrics>) -> Result<Runtime, String> {
+    pub fn first(
+        config: Arc<Config>,
+        metrics: &Arc<Metrics>,
+        quarantine: Option<Arc<Quarantine>>,
+    ) -> Result<Runtime, String> {
         let cluster = Cluster::new(&config, metrics).map_err(|e| e.to_string())?;
+        let quality = Arc::new(Quality::of_config(&config.quality, metrics));
         let tracker = match config.sessions.enabled {
-            true => Some(Tracker::new(&config.sessions, metrics, None)?),
+            true => Some(Tracker::new(
+                &config.sessions,
+                metrics,
+                None,
+                quality.clone(),
+            )?),
             false => None,
         };
         Ok(Runtime {
@@ -56,14 +72,72 @@ impl Runtime {
                 .map(|r| Arc::new(RateLimiter::new(r.per_second, r.burst, r.max_clients))),
             cluster: Arc::new(cluster),
             tracker,
+            quality,
+            quarantine,
             config,
         })
     }
 }
 
-/// `GET /sessions/{sid}` on the admin listener: the current generation's tracker.
+/// The admin listener's views of the current generation: `GET /sessions/{sid}` (its tracker),
+/// `GET /quality` and the page (the process's counts, with sessions, upstreams and the
+/// quarantine's state read from the metrics).
 #[async_trait::async_trait]
-impl crate::observe::admin::SessionLookup for Live {
+impl crate::observe::admin::AdminSource for Live {
+    fn token(&self) -> Option<String> {
+        self.load().config.admin_token.clone()
+    }
+
+    fn example(&self, id: &str) -> Option<String> {
+        self.load().quality.example_entry(id)
+    }
+
+    fn quality(&self) -> serde_json::Value {
+        let rt = self.load();
+        let m = &self.metrics;
+        let mut q = rt.quality.snapshot(crate::io::clock::unix_ms());
+        let calls: serde_json::Map<String, serde_json::Value> = ["judged", "unknown", "refused"]
+            .iter()
+            .map(|o| {
+                (
+                    (*o).to_owned(),
+                    m.session_calls.with_label_values(&[o]).get().into(),
+                )
+            })
+            .collect();
+        let closed: serde_json::Map<String, serde_json::Value> = sessions::Closed::REASONS
+            .iter()
+            .map(|r| {
+                let n = m.sessions_closed.with_label_values(&[r.as_str()]).get();
+                (r.as_str().to_owned(), n.into())
+            })
+            .collect();
+        q["sessions"] = serde_json::json!({
+            "tracking": rt.tracker.is_some(),
+            "active": m.sessions_active.get(),
+            "tracked": m.sessions_tracked.get(),
+            "calls": calls,
+            "closed": closed,
+        });
+        q["upstreams"] = rt
+            .config
+            .upstreams
+            .iter()
+            .map(|u| {
+                let healthy = m.upstream_healthy.with_label_values(&[&u.name]).get() == 1;
+                serde_json::json!({"name": u.name, "healthy": healthy})
+            })
+            .collect();
+        q["quarantine"] = match &rt.quarantine {
+            Some(qu) => {
+                let (written, dropped) = qu.counts();
+                serde_json::json!({"dir": qu.settings().dir.display().to_string(), "written": written, "dropped": dropped})
+            }
+            None => serde_json::json!({"dir": null, "written": 0, "dropped": 0}),
+        };
+        q
+    }
+
     async fn lookup(&self, sid: &str) -> (u16, serde_json::Value) {
         let runtime = self.load();
         let Some(tracker) = &runtime.tracker else {

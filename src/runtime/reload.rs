@@ -56,7 +56,8 @@ impl Outcome {
 
 /// The keys a running process cannot change, with their values: the listening sockets and
 /// their TLS files, thread counts, the pid and upgrade files, the shutdown timings, the limits
-/// sized at start, the access log's destination and the emulator.
+/// sized at start, the access log's destination, the label bounds and the quarantine (both
+/// live as long as the process) and the emulator.
 pub fn process_keys(c: &Config) -> Vec<(&'static str, String)> {
     let s = &c.server;
     let tls = s.tls.as_ref();
@@ -101,6 +102,8 @@ pub fn process_keys(c: &Config) -> Vec<(&'static str, String)> {
             "[log] access_log_buffer_bytes",
             c.log.access_log_buffer_bytes.to_string(),
         ),
+        ("[quality]", format!("{:?}", c.quality)),
+        ("[quarantine]", format!("{:?}", c.quarantine)),
         ("[emulator]", format!("{:?}", c.emulator)),
     ]
 }
@@ -147,7 +150,7 @@ impl Live {
             false => None,
             true => {
                 let reuse = current.tracker.as_ref().map(Tracker::backend);
-                match Tracker::new(&new.sessions, metrics, reuse) {
+                match Tracker::new(&new.sessions, metrics, reuse, current.quality.clone()) {
                     Ok(t) => Some(t),
                     Err(e) => return Outcome::Failed(e),
                 }
@@ -186,6 +189,8 @@ impl Live {
             rate_limit,
             cluster: Arc::new(cluster),
             tracker,
+            quality: current.quality.clone(),
+            quarantine: current.quarantine.clone(),
             config,
         });
         Outcome::Reloaded(generation)

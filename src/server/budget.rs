@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub struct BodyBudget {
     held: AtomicUsize,
     limit: usize,
+    /// `mediagate_inflight_body_bytes`.
+    gauge: prometheus::IntGauge,
 }
 
 /// What one request holds of the budget; given back when dropped.
@@ -18,10 +20,11 @@ pub struct Held<'b> {
 }
 
 impl BodyBudget {
-    pub fn new(limit: usize) -> BodyBudget {
+    pub fn new(limit: usize, gauge: prometheus::IntGauge) -> BodyBudget {
         BodyBudget {
             held: AtomicUsize::new(0),
             limit,
+            gauge,
         }
     }
 
@@ -48,6 +51,7 @@ impl Held<'_> {
             return false;
         }
         self.bytes += n;
+        self.budget.gauge.add(n as i64);
         true
     }
 }
@@ -56,6 +60,7 @@ impl Drop for Held<'_> {
     fn drop(&mut self) {
         if self.bytes > 0 {
             self.budget.held.fetch_sub(self.bytes, Ordering::Relaxed);
+            self.budget.gauge.sub(self.bytes as i64);
         }
     }
 }
@@ -66,13 +71,15 @@ mod tests {
 
     #[test]
     fn holdings_are_bounded_and_given_back() {
-        let budget = BodyBudget::new(100);
+        let gauge = prometheus::IntGauge::new("t", "t").unwrap();
+        let budget = BodyBudget::new(100, gauge.clone());
         let mut a = budget.holding();
         assert!(a.grow(60));
         let mut b = budget.holding();
         assert!(!b.grow(50), "would cross the budget");
         assert!(b.grow(40));
         assert_eq!(budget.held(), 100);
+        assert_eq!(gauge.get(), 100);
         drop(a);
         assert_eq!(budget.held(), 40);
         assert!(b.grow(60));

@@ -12,7 +12,8 @@
 //! state never produces a false violation.
 //!
 //! **Owns** the stores, the schedule and the session metrics. **May use:** `config`
-//! (`[sessions]`), `observe::metrics`, `sessions`, the `redis` client, tokio (time).
+//! (`[sessions]`), `observe::metrics`, `quality` (findings by player, label names for the Redis
+//! store's bytes), `sessions`, the `redis` client, tokio (time).
 
 pub mod key;
 pub mod memory;
@@ -26,6 +27,8 @@ use std::time::{Duration, Instant};
 pub use self::redis::StoreError;
 use crate::config::{self, UnknownSessions};
 use crate::observe::metrics::Metrics;
+use crate::quality::labels::UNKNOWN;
+use crate::quality::Quality;
 use key::Key;
 use memory::Memory;
 use prometheus::{Histogram, IntCounter, IntGauge};
@@ -52,6 +55,8 @@ pub enum Verdict {
 
 /// What [`Tracker::before`] hands to [`Tracker::after`].
 pub struct Ticket {
+    /// The session's player and SDK labels (unknown when the session is).
+    pub labels: (u16, u16),
     sid: String,
     observations: Vec<Observation>,
     /// The memory store's key, and the slot the gate found the session in (a hint).
@@ -78,7 +83,7 @@ enum Store {
 }
 
 impl Backend {
-    fn new(cfg: &config::Sessions) -> Result<Backend, String> {
+    fn new(cfg: &config::Sessions, quality: &Arc<Quality>) -> Result<Backend, String> {
         let cap = SCHEDULE_CAP.min(cfg.max_sessions.max(1024));
         let store = match &cfg.store {
             config::Store::Memory => Store::Memory(Memory::new(cfg.max_sessions)),
@@ -92,6 +97,7 @@ impl Backend {
                     key_prefix,
                     ca_file.as_deref(),
                     cfg.store_timeout,
+                    quality.clone(),
                 )?),
                 Schedule::new(cap),
             ),
@@ -178,6 +184,8 @@ impl Handles {
 /// The tracker of one configuration generation (its rules and policies); the store it uses may
 /// be shared with the generations before it.
 pub struct Tracker {
+    /// Findings are counted by the session's player and SDK too.
+    quality: Arc<Quality>,
     backend: Arc<Backend>,
     settings: Settings,
     unknown: UnknownSessions,
@@ -188,6 +196,8 @@ pub struct Tracker {
 #[derive(Default)]
 struct Effects {
     findings: Vec<Finding>,
+    /// The session's player and SDK labels.
+    labels: (u16, u16),
     /// It closed now: why, how long it lasted (ms) and how many calls it had.
     closed: Option<(Closed, u64, u32)>,
     /// When to look at it again.
@@ -218,7 +228,10 @@ enum Op<'a> {
 
 /// `op` on `s` at `now_ms`.
 fn apply(s: &mut Session, op: &Op<'_>, now_ms: u64, st: &Settings) -> Effects {
-    let mut fx = Effects::default();
+    let mut fx = Effects {
+        labels: (s.player, s.sdk),
+        ..Effects::default()
+    };
     let was_open = !s.is_marked_closed();
     match op {
         Op::Accept(observations) => {
@@ -249,12 +262,14 @@ impl Tracker {
         cfg: &config::Sessions,
         metrics: &Metrics,
         reuse: Option<&Arc<Backend>>,
+        quality: Arc<Quality>,
     ) -> Result<Tracker, String> {
         let backend = match reuse {
             Some(b) if b.spec == spec_of(cfg) => b.clone(),
-            _ => Arc::new(Backend::new(cfg)?),
+            _ => Arc::new(Backend::new(cfg, &quality)?),
         };
         Ok(Tracker {
+            quality,
             backend,
             settings: cfg.settings.clone(),
             unknown: cfg.unknown_sessions,
@@ -318,7 +333,9 @@ impl Tracker {
     ) -> (Verdict, Ticket) {
         let mut findings = Vec::new();
         let st = &self.settings;
-        let gate = |s: &Session, findings: &mut Vec<Finding>| {
+        let mut labels = (UNKNOWN, UNKNOWN);
+        let gate = |s: &Session, findings: &mut Vec<Finding>, labels: &mut (u16, u16)| {
+            *labels = (s.player, s.sdk);
             if s.is_tainted() {
                 return None;
             }
@@ -337,7 +354,7 @@ impl Tracker {
             Store::Memory(m) => {
                 let k = Key::of(sid);
                 let ((gated, absent), slot) = m.read(&k, |s| match s {
-                    Some(s) => (gate(s, &mut findings), false),
+                    Some(s) => (gate(s, &mut findings, &mut labels), false),
                     None => (None, true),
                 });
                 key = Some((k, slot));
@@ -349,7 +366,10 @@ impl Tracker {
                 self.handles.read_time.observe(t.elapsed().as_secs_f64());
                 match read {
                     Ok(read) => {
-                        let gated = read.session.as_ref().and_then(|s| gate(s, &mut findings));
+                        let gated = read
+                            .session
+                            .as_ref()
+                            .and_then(|s| gate(s, &mut findings, &mut labels));
                         (gated, read.session.is_none(), Some(read))
                     }
                     Err(e) => {
@@ -381,8 +401,9 @@ impl Tracker {
             Verdict::Refuse(rule) => Some(rule),
             _ => None,
         };
-        self.found(&sid, &findings, refused);
+        self.found(&sid, labels, &findings, refused, now_ms);
         let ticket = Ticket {
+            labels,
             sid: sid.to_owned(),
             observations,
             key,
@@ -471,7 +492,7 @@ impl Tracker {
 
     /// Counts and logs what an operation did.
     fn count(&self, at: &Known<'_>, fx: &Effects) {
-        self.found(at, &fx.findings, None);
+        self.found(at, fx.labels, &fx.findings, None, unix_ms());
         if let Some((reason, duration_ms, events)) = fx.closed {
             self.closed(reason, duration_ms, events);
         }
@@ -501,9 +522,19 @@ impl Tracker {
         }
     }
 
-    /// Counts and logs findings; `refused`: the rule that refused the call.
-    fn found(&self, sid: &dyn std::fmt::Display, findings: &[Finding], refused: Option<Rule>) {
+    /// Counts and logs findings (by the session's player and SDK `labels` too); `refused`: the
+    /// rule that refused the call.
+    fn found(
+        &self,
+        sid: &dyn std::fmt::Display,
+        labels: (u16, u16),
+        findings: &[Finding],
+        refused: Option<Rule>,
+        now_ms: u64,
+    ) {
         for f in findings {
+            self.quality
+                .record(labels.0, labels.1, f.rule.as_str(), 1, now_ms);
             let i = Rule::ALL.iter().position(|r| *r == f.rule).unwrap_or(0);
             let was_refused =
                 refused == Some(f.rule) && self.settings.mode(f.rule) == Mode::Enforce;
@@ -586,7 +617,7 @@ impl Tracker {
             keep
         });
         for (sid, fx) in done {
-            self.found(&sid, &fx.findings, None);
+            self.found(&sid, fx.labels, &fx.findings, None, now_ms);
             if let Some((reason, duration_ms, events)) = fx.closed {
                 if let Some(i) = Closed::REASONS.iter().position(|r| *r == reason) {
                     self.handles.closed[i].inc();
@@ -624,6 +655,25 @@ impl Tracker {
             .min(st.closed_retention_ms);
         let by_window = st.reorder_window_ms.max(250) * 2;
         Duration::from_millis(by_window.min(shortest / 4).clamp(100, 10_000))
+    }
+
+    /// The player and SDK labels of session `sid` (for a call refused before the gate);
+    /// unknown when the tracker does not know it or the store fails.
+    pub async fn labels_of(&self, sid: &str) -> (u16, u16) {
+        let unknown = (UNKNOWN, UNKNOWN);
+        match &self.backend.store {
+            Store::Memory(m) => {
+                m.read(&Key::of(sid), |s| s.map_or(unknown, |s| (s.player, s.sdk)))
+                    .0
+            }
+            Store::Redis(r, _) => match r.read(sid).await {
+                Ok(read) => read.session.map_or(unknown, |s| (s.player, s.sdk)),
+                Err(e) => {
+                    self.handles.store_error(e);
+                    unknown
+                }
+            },
+        }
     }
 
     /// The state of session `sid` (the admin listener's `/sessions/{sid}`).

@@ -12,8 +12,10 @@
 //! a failure the store counts as down, operations fail at once (the call goes on unjudged), and
 //! a probe in the background finds it back (the client reconnects by itself).
 
+use crate::quality::Quality;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -67,6 +69,8 @@ impl StoreError {
 }
 
 pub struct Redis {
+    /// Player and SDK label names, for the bytes (numbers are this process's own).
+    quality: Arc<Quality>,
     client: redis::Client,
     manager: OnceLock<ConnectionManager>,
     prefix: String,
@@ -98,6 +102,7 @@ impl Redis {
         prefix: &str,
         ca_file: Option<&str>,
         timeout: Duration,
+        quality: Arc<Quality>,
     ) -> Result<Redis, String> {
         let client = match ca_file {
             None => redis::Client::open(url),
@@ -121,6 +126,7 @@ impl Redis {
             down_until: AtomicU64::new(0),
             script: redis::Script::new(COMPARE_AND_SET),
             count_open: redis::Script::new(COUNT_OPEN),
+            quality,
         })
     }
 
@@ -182,7 +188,10 @@ impl Redis {
                 session: None,
                 bytes: Vec::new(),
             }),
-            Some(bytes) => match codec::decode(&bytes) {
+            Some(bytes) => match codec::decode(&bytes, &|which, name| match which {
+                0 => self.quality.players.label(Some(name)),
+                _ => self.quality.sdks.label(Some(name)),
+            }) {
                 Some(s) => Ok(Read {
                     session: Some(s),
                     bytes,
@@ -203,7 +212,15 @@ impl Redis {
     ) -> Result<bool, StoreError> {
         let mut conn = self.connection()?;
         let key = self.key(sid);
-        let bytes = new.map(codec::encode).unwrap_or_default();
+        let bytes = new
+            .map(|s| {
+                let (player, sdk) = (
+                    self.quality.players.name(s.player),
+                    self.quality.sdks.name(s.sdk),
+                );
+                codec::encode(s, [&player, &sdk])
+            })
+            .unwrap_or_default();
         let open_until = new.and_then(|s| s.open_until(settings)).unwrap_or(0);
         let retention = settings
             .closed_retention_ms

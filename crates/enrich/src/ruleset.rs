@@ -142,15 +142,16 @@ impl RuleSet {
             )
             .map_err(|e| Error::new(format!("{at} privacy.hash \"{key}\""), e))?;
         }
+        // A secret without a hash list still keys the quarantine's hashing of identity params.
         let hash_key = match (&p.hash_secret, p.hash.is_empty()) {
-            (_, true) => None,
+            (None, true) => None,
             (None, false) => {
                 return Err(Error::new(
                     format!("{at} privacy.hash_secret"),
                     "needed by privacy.hash",
                 ))
             }
-            (Some(secret), false) => {
+            (Some(secret), _) => {
                 let key = format!("{at} privacy.hash_secret");
                 let secret = Template::compile(secret, env).map_err(|e| Error::new(&key, e))?;
                 let secret = secret
@@ -183,6 +184,19 @@ impl RuleSet {
             hash_key,
             upstream_headers,
         })
+    }
+
+    /// The params the privacy rules remove or hash: what forwarding already handles.
+    pub fn privacy_params(&self) -> Vec<String> {
+        self.remove.iter().chain(&self.hash).cloned().collect()
+    }
+
+    /// `value` hashed as `privacy.hash` hashes it (HMAC-SHA256 with `hash_secret`, hex), when a
+    /// secret is configured.
+    pub fn hash_value(&self, value: &str) -> Option<String> {
+        let key = self.hash_key.as_ref()?;
+        let tag = hmac::sign(key, value.as_bytes());
+        Some(tag.as_ref().iter().map(|b| format!("{b:02x}")).collect())
     }
 
     pub fn has_body_rules(&self) -> bool {

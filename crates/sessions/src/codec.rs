@@ -1,14 +1,17 @@
 //! A session as bytes, for a store outside the process (Redis): a fixed little-endian layout
 //! with a version byte, about 90 bytes for a session with no states and no waiting calls.
+//! The player and SDK labels are numbers of the process that made them, so the bytes carry
+//! their names (at most 255 bytes each) and the reader maps them to its own numbers.
 //! [`decode`] checks every length: bytes that are not a session (another version, a truncated
 //! value) decode to `None`, and the caller treats the session as unknown.
 
 use crate::observation::{Content, Kind};
 use crate::session::{Closed, Pending, Session, States, MAX_STATES};
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 
-pub fn encode(s: &Session) -> Vec<u8> {
+/// `s` as bytes, with `names` the names of its player and SDK labels.
+pub fn encode(s: &Session, names: [&str; 2]) -> Vec<u8> {
     let mut out = Vec::with_capacity(96 + s.pending.len() * 21);
     out.push(VERSION);
     for v in [s.started_ms, s.last_call_ms, s.moved_ms, s.closed_ms] {
@@ -21,8 +24,11 @@ pub fn encode(s: &Session) -> Vec<u8> {
     out.extend_from_slice(&s.length.to_le_bytes());
     out.extend_from_slice(&s.events.to_le_bytes());
     out.extend_from_slice(&[s.content as u8, s.flags, s.closed as u8]);
-    out.extend_from_slice(&s.player.to_le_bytes());
-    out.extend_from_slice(&s.sdk.to_le_bytes());
+    for name in names {
+        let name = &name.as_bytes()[..name.len().min(255)];
+        out.push(name.len() as u8);
+        out.extend_from_slice(name);
+    }
     match &s.states {
         None => out.push(0),
         Some(st) => {
@@ -43,8 +49,9 @@ pub fn encode(s: &Session) -> Vec<u8> {
     out
 }
 
-/// Reads what [`encode`] wrote.
-pub fn decode(bytes: &[u8]) -> Option<Session> {
+/// Reads what [`encode`] wrote; `label(0, name)` is the reader's number of a player name,
+/// `label(1, name)` of an SDK name.
+pub fn decode(bytes: &[u8], label: &dyn Fn(usize, &str) -> u16) -> Option<Session> {
     let mut r = Reader(bytes);
     if r.u8()? != VERSION {
         return None;
@@ -55,7 +62,13 @@ pub fn decode(bytes: &[u8]) -> Option<Session> {
     let length = f32::from_bits(r.u32()?);
     let events = r.u32()?;
     let (content, flags, closed) = (r.u8()?, r.u8()?, r.u8()?);
-    let (player, sdk) = (r.u16()?, r.u16()?);
+    let mut names = [0u16; 2];
+    for (which, id) in names.iter_mut().enumerate() {
+        let n = usize::from(r.u8()?);
+        let name = std::str::from_utf8(r.bytes(n)?).ok()?;
+        *id = label(which, name);
+    }
+    let [player, sdk] = names;
     let states = match r.u8()? {
         0 => None,
         n if usize::from(n) <= MAX_STATES => {
@@ -111,6 +124,11 @@ impl Reader<'_> {
         let (head, rest) = self.0.split_first_chunk::<N>()?;
         self.0 = rest;
         Some(*head)
+    }
+    fn bytes(&mut self, n: usize) -> Option<&[u8]> {
+        let (head, rest) = (self.0.get(..n)?, self.0.get(n..)?);
+        self.0 = rest;
+        Some(head)
     }
     fn u8(&mut self) -> Option<u8> {
         self.take::<1>().map(|[b]| b)

@@ -479,16 +479,28 @@ fn sessions_round_trip_through_bytes() {
         session.accept(&o, 20 + i as u64, &s, &mut out);
     }
     assert!(session.has_pending());
-    let bytes = codec::encode(&session);
-    assert_eq!(codec::decode(&bytes), Some(session.clone()));
-    assert_eq!(codec::decode(&bytes[..bytes.len() - 1]), None);
+    // Label numbers are the writer's: the bytes carry the names, mapped to the reader's own.
+    session.player = 7;
+    session.sdk = 9;
+    let names = ["web", "js-3"];
+    let label = |which: usize, name: &str| match (which, name) {
+        (0, "web") => 7,
+        (1, "js-3") => 9,
+        _ => 0,
+    };
+    let bytes = codec::encode(&session, names);
+    assert_eq!(codec::decode(&bytes, &label), Some(session.clone()));
+    assert_eq!(codec::decode(&bytes[..bytes.len() - 1], &label), None);
     let mut other = bytes.clone();
     other[0] = 9;
-    assert_eq!(codec::decode(&other), None);
+    assert_eq!(codec::decode(&other, &label), None);
+    let elsewhere = |which: usize, _: &str| 20 + which as u16;
+    let read = codec::decode(&bytes, &elsewhere).expect("decodes");
+    assert_eq!((read.player, read.sdk), (20, 21));
     session.settle(10_000, &s, &mut out);
-    let bytes = codec::encode(&session);
-    assert_eq!(codec::decode(&bytes), Some(session));
-    assert!(bytes.len() < 110, "{}", bytes.len());
+    let bytes = codec::encode(&session, names);
+    assert_eq!(codec::decode(&bytes, &label), Some(session));
+    assert!(bytes.len() < 120, "{}", bytes.len());
 }
 
 #[test]

@@ -1,0 +1,359 @@
+//! One quarantine entry, built from a call the gateway refused (or forwarded with violations, or
+//! failed upstream): a JSON object with the call's reason and its body, identity params handled
+//! before anything is written (`docs/data-quality.md`, "Privacy"). Pure: no clock, no I/O.
+//!
+//! The body kept is the one the gateway would have forwarded (enrichment applied, so a param a
+//! privacy rule hashes is hashed exactly as forwarding hashes it, and one it removes is gone).
+//! Identity params left in clear are then hashed with the privacy rules' secret when there is one,
+//! or redacted, unless `keep_identity` is on. An entry whose body is exactly what forwarding would
+//! have sent is `replayable`; any other (a quarantine hash or a redaction, a body that is not JSON
+//! or was too large to keep, a call forwarded already) is not, and says why.
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+use std::ops::Range;
+
+/// Identity params of a `sessionStart` (`docs/api-rules.md` §4.3), besides those the privacy
+/// rules name.
+pub const IDENTITY: [&str; 5] = [
+    "analytics.visitorId",
+    "analytics.aid",
+    "visitor.marketingCloudUserId",
+    "visitor.customerIDs",
+    "appInstallationId",
+];
+
+/// Why an entry was written (the `kind` label of `mediagate_quarantined_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Refused by validation or a session rule: never reached the upstream.
+    Refused,
+    /// Forwarded with violations (`report` mode): an example, not replayable.
+    Reported,
+    /// Forwarded, and the upstream failed (502, 503, 504).
+    UpstreamFailed,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Refused, Kind::Reported, Kind::UpstreamFailed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Refused => "refused",
+            Kind::Reported => "reported",
+            Kind::UpstreamFailed => "upstream_failed",
+        }
+    }
+}
+
+/// One violation of the call, as error bodies list them.
+#[derive(Clone, Debug, Serialize)]
+pub struct Violation {
+    pub path: String,
+    pub rule: String,
+    pub detail: String,
+}
+
+/// What the pipeline knows of the call.
+pub struct Call<'a> {
+    pub kind: Kind,
+    pub id: &'a str,
+    pub time_ms: u64,
+    pub route: &'static str,
+    /// The request's path as the player sent it.
+    pub path: &'a str,
+    /// Where it went, or would have gone, upstream (an events call: the owner's own sid).
+    pub upstream_path: &'a str,
+    /// The outward session id of an events call.
+    pub sid: Option<&'a str>,
+    pub status: u16,
+    pub player: &'a str,
+    pub sdk: &'a str,
+    pub violations: Vec<Violation>,
+    /// Allow-listed request headers (names lower-case).
+    pub headers: Vec<(String, String)>,
+    /// The body the gateway would have forwarded (enriched, when it is JSON).
+    pub body: &'a [u8],
+}
+
+/// How identity params and bodies are kept.
+pub struct Policy<'a> {
+    pub keep_identity: bool,
+    pub keep_bodies: bool,
+    pub max_body_bytes: usize,
+    /// Params the privacy rules hash or remove: forwarding handled them already.
+    pub handled: &'a [String],
+    /// The privacy rules' hash (HMAC-SHA256, hex), when a secret is configured.
+    pub hash: Option<&'a (dyn Fn(&str) -> String + Sync)>,
+}
+
+#[derive(Serialize)]
+struct Entry<'a> {
+    id: &'a str,
+    time_ms: u64,
+    kind: Kind,
+    status: u16,
+    route: &'static str,
+    path: &'a str,
+    upstream_path: &'a str,
+    sid: Option<&'a str>,
+    player: &'a str,
+    sdk: &'a str,
+    violations: &'a [Violation],
+    headers: serde_json::Map<String, serde_json::Value>,
+    replayable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_replayable: Option<&'static str>,
+    /// `kept`, `hashed` (by the quarantine), `redacted`, or `none` (no identity param in clear).
+    identity: &'static str,
+    body_bytes: usize,
+    body_sha256: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<Box<RawValue>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body_text: Option<String>,
+}
+
+/// The entry's JSON line, and whether it can be replayed.
+pub fn build(call: &Call<'_>, policy: &Policy<'_>) -> (Vec<u8>, bool) {
+    let sha = sha256_hex(call.body);
+    let mut not_replayable = match call.kind {
+        Kind::Reported => Some("forwarded already (report mode)"),
+        _ => None,
+    };
+    let mut identity = "none";
+    let (body, body_text) = if call.body.len() > policy.max_body_bytes {
+        not_replayable = Some("the body was larger than [quarantine] max_body_bytes");
+        (None, None)
+    } else {
+        match protect(call.body, policy) {
+            Some((text, how)) => {
+                identity = how;
+                if how == "hashed" || how == "redacted" {
+                    not_replayable = not_replayable.or(Some(match how {
+                        "hashed" => "identity params were hashed for the quarantine",
+                        _ => "identity params were redacted",
+                    }));
+                }
+                (RawValue::from_string(text).ok(), None)
+            }
+            None => {
+                not_replayable = not_replayable.or(Some("the body is not JSON"));
+                let text = policy
+                    .keep_bodies
+                    .then(|| String::from_utf8_lossy(call.body).into_owned());
+                (None, text)
+            }
+        }
+    };
+    let headers = call
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    let replayable = not_replayable.is_none() && body.is_some();
+    let entry = Entry {
+        id: call.id,
+        time_ms: call.time_ms,
+        kind: call.kind,
+        status: call.status,
+        route: call.route,
+        path: call.path,
+        upstream_path: call.upstream_path,
+        sid: call.sid,
+        player: call.player,
+        sdk: call.sdk,
+        violations: &call.violations,
+        headers,
+        replayable,
+        not_replayable,
+        identity,
+        body_bytes: call.body.len(),
+        body_sha256: sha,
+        body,
+        body_text,
+    };
+    // Serializing strings, numbers and valid raw JSON cannot fail.
+    let line = serde_json::to_vec(&entry).unwrap_or_default();
+    (line, replayable)
+}
+
+/// The JSON body with identity params protected, and how (`None`: not JSON).
+fn protect(body: &[u8], policy: &Policy<'_>) -> Option<(String, &'static str)> {
+    let text = std::str::from_utf8(body).ok()?;
+    let raw = json::parse_body(body).ok()?;
+    let events: Vec<json::Raw<'_>> = match raw.kind() {
+        json::Kind::Array => json::parse_array(raw).unwrap_or_default(),
+        _ => vec![raw],
+    };
+    let mut edits: Vec<(Range<usize>, String)> = Vec::new();
+    let mut how = "none";
+    for event in events {
+        let Some(params) = json::Object::parse(event)
+            .and_then(|o| o.get("params"))
+            .and_then(json::Object::parse)
+        else {
+            continue;
+        };
+        for m in &params.members {
+            let key: &str = &m.key;
+            if !IDENTITY.contains(&key) || policy.handled.iter().any(|h| h == key) {
+                continue;
+            }
+            if policy.keep_identity {
+                how = "kept";
+                continue;
+            }
+            let value = m.value.get();
+            let replacement = match policy.hash {
+                Some(hash) => {
+                    how = "hashed";
+                    let plain =
+                        json::as_str(m.value).map_or_else(|| value.to_owned(), |s| s.into_owned());
+                    format!("\"{}\"", hash(&plain))
+                }
+                None => {
+                    if how != "hashed" {
+                        how = "redacted";
+                    }
+                    "\"[redacted]\"".to_owned()
+                }
+            };
+            edits.push((json::span_in(text, value), replacement));
+        }
+    }
+    edits.sort_by_key(|(r, _)| r.start);
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (range, replacement) in &edits {
+        out.push_str(&text[at..range.start]);
+        out.push_str(replacement);
+        at = range.end;
+    }
+    out.push_str(&text[at..]);
+    Some((out, how))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call<'a>(body: &'a [u8], kind: Kind) -> Call<'a> {
+        Call {
+            kind,
+            id: "r1",
+            time_ms: 7,
+            route: "/api/v1/sessions",
+            path: "/api/v1/sessions",
+            upstream_path: "/api/v1/sessions",
+            sid: None,
+            status: 400,
+            player: "web",
+            sdk: "js-3",
+            violations: vec![Violation {
+                path: "/params/media.length".into(),
+                rule: "type".into(),
+                detail: "expected a number".into(),
+            }],
+            headers: vec![("user-agent".into(), "test".into())],
+            body,
+        }
+    }
+
+    fn policy<'a>(hash: Option<&'a (dyn Fn(&str) -> String + Sync)>) -> Policy<'a> {
+        Policy {
+            keep_identity: false,
+            keep_bodies: false,
+            max_body_bytes: 65536,
+            handled: &[],
+            hash,
+        }
+    }
+
+    fn parse(line: &[u8]) -> serde_json::Value {
+        serde_json::from_slice(line).unwrap()
+    }
+
+    const START: &[u8] = br#"{"eventType":"sessionStart","params":{"analytics.visitorId":"vid-1","visitor.customerIDs":{"crm":{"id":"c-9"}},"media.length":"12"}}"#;
+
+    #[test]
+    fn identity_is_redacted_without_a_secret_and_hashed_with_one() {
+        let (line, replayable) = build(&call(START, Kind::Refused), &policy(None));
+        let e = parse(&line);
+        assert!(!replayable);
+        assert_eq!(e["identity"], "redacted");
+        assert_eq!(e["not_replayable"], "identity params were redacted");
+        assert_eq!(e["body"]["params"]["analytics.visitorId"], "[redacted]");
+        assert_eq!(e["body"]["params"]["visitor.customerIDs"], "[redacted]");
+        assert_eq!(
+            e["body"]["params"]["media.length"], "12",
+            "the rest as received"
+        );
+        let text = String::from_utf8_lossy(&line);
+        assert!(!text.contains("vid-1") && !text.contains("c-9"), "{text}");
+
+        let hash = |v: &str| format!("h({})", v.len());
+        let (line, replayable) = build(&call(START, Kind::Refused), &policy(Some(&hash)));
+        let e = parse(&line);
+        assert!(!replayable);
+        assert_eq!(e["identity"], "hashed");
+        assert_eq!(e["body"]["params"]["analytics.visitorId"], "h(5)");
+        assert_eq!(e["violations"][0]["rule"], "type");
+        assert_eq!(e["headers"]["user-agent"], "test");
+    }
+
+    #[test]
+    fn params_the_privacy_rules_handled_and_opted_in_identity_stay_replayable() {
+        let handled = vec![
+            "analytics.visitorId".to_owned(),
+            "visitor.customerIDs".to_owned(),
+        ];
+        let p = Policy {
+            handled: &handled,
+            ..policy(None)
+        };
+        let (line, replayable) = build(&call(START, Kind::Refused), &p);
+        assert!(replayable, "{}", String::from_utf8_lossy(&line));
+        assert_eq!(parse(&line)["identity"], "none");
+        let keep = Policy {
+            keep_identity: true,
+            ..policy(None)
+        };
+        let (line, replayable) = build(&call(START, Kind::Refused), &keep);
+        assert!(replayable);
+        assert_eq!(
+            parse(&line)["body"]["params"]["analytics.visitorId"],
+            "vid-1"
+        );
+        // An example of report mode is never replayable.
+        let (_, replayable) = build(&call(START, Kind::Reported), &keep);
+        assert!(!replayable);
+    }
+
+    #[test]
+    fn bodies_that_are_not_json_or_too_large_are_kept_as_their_hash() {
+        let (line, replayable) = build(&call(b"visitorId=vid-1&x", Kind::Refused), &policy(None));
+        let e = parse(&line);
+        assert!(!replayable);
+        assert!(e.get("body").is_none() && e.get("body_text").is_none());
+        assert_eq!(e["body_bytes"], 17);
+        assert_eq!(e["body_sha256"].as_str().map(str::len), Some(64));
+        let small = Policy {
+            max_body_bytes: 10,
+            ..policy(None)
+        };
+        let (line, _) = build(&call(START, Kind::Refused), &small);
+        let e = parse(&line);
+        assert!(e.get("body").is_none());
+        assert_eq!(
+            e["not_replayable"],
+            "the body was larger than [quarantine] max_body_bytes"
+        );
+    }
+}
