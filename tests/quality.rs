@@ -32,7 +32,10 @@ fn invalid_start_of(player: &str, library: &str) -> Vec<u8> {
 
 /// A gateway with the quarantine in `spool`, more `[quarantine]` keys, and other tables.
 fn gateway(spool: &Path, quarantine: &str, tables: &str) -> Gateway {
-    let text = format!("[quarantine]\ndir = \"{}\"\n{quarantine}{tables}", spool.display());
+    let text = format!(
+        "[quarantine]\ndir = \"{}\"\n{quarantine}{tables}",
+        spool.display()
+    );
     Gateway::start(Options {
         tables: toml(&text),
         ..Options::default()
@@ -49,7 +52,10 @@ fn entries(spool: &Path, n: usize) -> Vec<Value> {
         let mut files: Vec<PathBuf> = dir
             .filter_map(Result::ok)
             .map(|e| e.path())
-            .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("quarantine")))
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("quarantine"))
+            })
             .collect();
         files.sort();
         for f in files {
@@ -85,13 +91,19 @@ fn get(gw: &Gateway, path: &str, headers: &[(&str, &str)]) -> testkit::Response 
 fn violations_are_counted_by_player_and_sdk_and_shown_on_quality() {
     let spool = testkit::scratch_dir("spool");
     let gw = gateway(&spool, "", "[sessions]\nreorder_window_ms = 0\n");
-    let r = gw.post("/api/v1/sessions", &invalid_start_of("Web Player", "js-3.1.0"));
+    let r = gw.post(
+        "/api/v1/sessions",
+        &invalid_start_of("Web Player", "js-3.1.0"),
+    );
     assert_eq!(r.status, 400, "{}", r.text());
     // A session of another player, closed, then called again: session_closed by that player.
     let r = gw.post("/api/v1/sessions", &start_of("TV App", "android-2.0", T0));
     assert_eq!(r.status, 201, "{}", r.text());
     let sid = testkit::sid_of(r.header("location").expect("location")).to_owned();
-    let end = format!(r#"{{"eventType":"sessionEnd","playerTime":{{"playhead":1,"ts":{}}}}}"#, T0 + 1000);
+    let end = format!(
+        r#"{{"eventType":"sessionEnd","playerTime":{{"playhead":1,"ts":{}}}}}"#,
+        T0 + 1000
+    );
     accepted(&gw, &sid, end.as_bytes());
     let r = send(&gw, &sid, &ping(T0 + 20_000, 5.0));
     assert_eq!(r.status, 410, "{}", r.text());
@@ -104,8 +116,18 @@ fn violations_are_counted_by_player_and_sdk_and_shown_on_quality() {
             |v| v >= 1.0,
         )
     };
-    assert_eq!(by_player("web_player", "js-3", "type"), 1.0, "{}", gw.metrics());
-    assert_eq!(by_player("tv_app", "android-2", "session_closed"), 1.0, "{}", gw.metrics());
+    assert_eq!(
+        by_player("web_player", "js-3", "type"),
+        1.0,
+        "{}",
+        gw.metrics()
+    );
+    assert_eq!(
+        by_player("tv_app", "android-2", "session_closed"),
+        1.0,
+        "{}",
+        gw.metrics()
+    );
 
     let q = get(&gw, "/quality", &[]);
     assert_eq!(q.status, 200);
@@ -114,7 +136,11 @@ fn violations_are_counted_by_player_and_sdk_and_shown_on_quality() {
     assert_eq!(q["since_start"]["by_rule"]["session_closed"], 1, "{q}");
     assert_eq!(q["last_hour"]["total"], 2, "{q}");
     let rows = q["last_hour"]["by_player"].as_array().expect("rows");
-    assert!(rows.iter().any(|r| r["player"] == "web_player" && r["sdk"] == "js-3" && r["rule"] == "type"), "{q}");
+    assert!(
+        rows.iter()
+            .any(|r| r["player"] == "web_player" && r["sdk"] == "js-3" && r["rule"] == "type"),
+        "{q}"
+    );
     assert_eq!(q["sessions"]["calls"]["refused"], 1, "{q}");
     assert_eq!(q["upstreams"][0]["name"], "primary");
     assert_eq!(q["upstreams"][0]["healthy"], true);
@@ -133,7 +159,9 @@ fn violations_are_counted_by_player_and_sdk_and_shown_on_quality() {
     assert_eq!(get(&gw, "/quality/examples/nope", &[]).status, 404);
     let page = get(&gw, "/", &[]);
     assert_eq!(page.status, 200);
-    assert!(page.header("content-type").is_some_and(|c| c.starts_with("text/html")));
+    assert!(page
+        .header("content-type")
+        .is_some_and(|c| c.starts_with("text/html")));
     let html = page.text();
     assert!(html.contains(r#"data-field="hour-total">2<"#), "{html}");
     assert!(html.contains(&format!("href=\"/quality/examples/{id}\"")));
@@ -144,7 +172,10 @@ fn labels_stay_bounded_whatever_players_send() {
     let spool = testkit::scratch_dir("spool");
     let gw = gateway(&spool, "", "[quality]\nmax_label_values = 5\n");
     for i in 0..300 {
-        let r = gw.post("/api/v1/sessions", &invalid_start_of(&format!("player-{i:x}-{}", i * 7919), "js-3.1.0"));
+        let r = gw.post(
+            "/api/v1/sessions",
+            &invalid_start_of(&format!("player-{i:x}-{}", i * 7919), "js-3.1.0"),
+        );
         assert_eq!(r.status, 400);
     }
     let text = gw.metrics();
@@ -179,22 +210,37 @@ fn refused_calls_are_kept_redacted_by_default_and_replayed_when_hashed_by_the_pr
     let text = std::fs::read_to_string(spool.join("quarantine.jsonl")).expect("spool");
     assert!(!text.contains("visitor-123"), "{text}");
     let (code, out, _) = cli(&[
-        "quarantine", "replay", "--dir", &spool.display().to_string(), "--to",
-        &format!("http://{}", gw.emulator), "--force",
+        "quarantine",
+        "replay",
+        "--dir",
+        &spool.display().to_string(),
+        "--to",
+        &format!("http://{}", gw.emulator),
+        "--force",
     ]);
     assert_eq!(code, 0, "nothing sent, nothing failed: {out}");
-    assert!(out.contains("cannot be replayed: identity params were redacted"), "{out}");
+    assert!(
+        out.contains("cannot be replayed: identity params were redacted"),
+        "{out}"
+    );
     drop(gw);
 
     // With privacy.hash: the quarantine keeps what forwarding would have sent (hashed once).
     let spool = testkit::scratch_dir("spool");
     let privacy = "[enrich.privacy]\nhash = [\"analytics.visitorId\"]\nhash_secret = \"0123456789abcdef-secret\"\n";
-    let gw = gateway(&spool, "", &format!("[validation]\nts_max_age_seconds = 3600\n{privacy}"));
+    let gw = gateway(
+        &spool,
+        "",
+        &format!("[validation]\nts_max_age_seconds = 3600\n{privacy}"),
+    );
     let r = gw.post("/api/v1/sessions", &old);
     assert_eq!(r.status, 400, "{}", r.text());
     let e = &entries(&spool, 1)[0];
     assert_eq!(e["replayable"], true, "{e}");
-    let hashed = e["body"]["params"]["analytics.visitorId"].as_str().expect("a hash").to_owned();
+    let hashed = e["body"]["params"]["analytics.visitorId"]
+        .as_str()
+        .expect("a hash")
+        .to_owned();
     assert_eq!(hashed.len(), 64, "{hashed}");
 
     // Listed and shown by rule; still refused under the old rules; sent once the rule is fixed.
@@ -205,22 +251,57 @@ fn refused_calls_are_kept_redacted_by_default_and_replayed_when_hashed_by_the_pr
     assert!(out.contains("player=web sdk=js-3 rules=ts_window"), "{out}");
     let (_, out, _) = cli(&["quarantine", "list", "--dir", &dir, "--rule", "type"]);
     assert_eq!(out.lines().count(), 0, "{out}");
-    let (_, out, _) = cli(&["quarantine", "show", "--dir", &dir, "--player", "web", "--since", "1h"]);
+    let (_, out, _) = cli(&[
+        "quarantine",
+        "show",
+        "--dir",
+        &dir,
+        "--player",
+        "web",
+        "--since",
+        "1h",
+    ]);
     let shown: Value = serde_json::from_str(out.trim()).expect("one entry");
     assert_eq!(shown["id"], e["id"]);
     let to = format!("http://{}", gw.emulator);
-    let (code, out, _) = cli(&["quarantine", "replay", "--dir", &dir, "--config", &gw.config_path().display().to_string(), "--to", &to]);
+    let (code, out, _) = cli(&[
+        "quarantine",
+        "replay",
+        "--dir",
+        &dir,
+        "--config",
+        &gw.config_path().display().to_string(),
+        "--to",
+        &to,
+    ]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("still invalid under the current rules (ts_window)"), "{out}");
+    assert!(
+        out.contains("still invalid under the current rules (ts_window)"),
+        "{out}"
+    );
     let fixed = gw.dir.join("fixed.toml");
     std::fs::write(&fixed, format!("[[upstream]]\nurl = \"{to}\"\n{privacy}")).expect("write");
     let sids = || -> Vec<String> {
         let r = request(gw.emulator, "GET", "/_emulator/sessions", &[], b"").expect("emulator");
-        r.json()["sessions"].as_array().into_iter().flatten().filter_map(|s| s.as_str().map(String::from)).collect()
+        r.json()["sessions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(String::from))
+            .collect()
     };
     let known = sids();
     let before = gw.emulator_requests();
-    let (code, out, err) = cli(&["quarantine", "replay", "--dir", &dir, "--config", &fixed.display().to_string(), "--to", &to]);
+    let (code, out, err) = cli(&[
+        "quarantine",
+        "replay",
+        "--dir",
+        &dir,
+        "--config",
+        &fixed.display().to_string(),
+        "--to",
+        &to,
+    ]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("  201  "), "{out}");
     assert_eq!(gw.emulator_requests(), before + 1);
@@ -231,7 +312,16 @@ fn refused_calls_are_kept_redacted_by_default_and_replayed_when_hashed_by_the_pr
     assert!(session.contains(&hashed), "{session}");
     assert!(!session.contains("visitor-123"), "{session}");
     // Replayed once: a second replay skips it.
-    let (code, out, _) = cli(&["quarantine", "replay", "--dir", &dir, "--config", &fixed.display().to_string(), "--to", &to]);
+    let (code, out, _) = cli(&[
+        "quarantine",
+        "replay",
+        "--dir",
+        &dir,
+        "--config",
+        &fixed.display().to_string(),
+        "--to",
+        &to,
+    ]);
     assert_eq!(code, 0);
     assert!(out.contains("replayed already"), "{out}");
     assert_eq!(gw.emulator_requests(), before + 1);
@@ -251,7 +341,10 @@ fn report_mode_examples_are_sampled_and_upstream_failures_kept_when_asked() {
         let r = gw.post("/api/v1/sessions", &old);
         assert_eq!(r.status, 201, "report mode forwards: {}", r.text());
     }
-    let sampled = gw.metric_when("mediagate_quarantine_dropped_total{reason=\"sampled_out\"}", |v| v >= 15.0);
+    let sampled = gw.metric_when(
+        "mediagate_quarantine_dropped_total{reason=\"sampled_out\"}",
+        |v| v >= 15.0,
+    );
     assert!(sampled >= 15.0, "{}", gw.metrics());
     let e = &entries(&spool, 1)[0];
     assert_eq!(e["kind"], "reported");
@@ -275,7 +368,13 @@ fn report_mode_examples_are_sampled_and_upstream_failures_kept_when_asked() {
     let e = &entries(&spool, 1)[0];
     assert_eq!(e["kind"], "upstream_failed");
     assert_eq!(e["status"], r.status);
-    assert_eq!(gw.metric_when("mediagate_quarantined_total{kind=\"upstream_failed\"}", |v| v >= 1.0), 1.0);
+    assert_eq!(
+        gw.metric_when(
+            "mediagate_quarantined_total{kind=\"upstream_failed\"}",
+            |v| v >= 1.0
+        ),
+        1.0
+    );
 }
 
 #[test]
@@ -291,14 +390,27 @@ fn a_stalled_spool_drops_and_counts_and_players_are_still_answered() {
         let r = gw.post("/api/v1/sessions", &invalid_start_of("web", "js-3.1.0"));
         assert_eq!(r.status, 400, "call {i}: {}", r.text());
     }
-    println!("200 refused calls answered in {:?} with the spool stalled", started.elapsed());
-    let dropped = gw.metric_when("mediagate_quarantine_dropped_total{reason=\"queue_full\"}", |v| v >= 100.0);
+    println!(
+        "200 refused calls answered in {:?} with the spool stalled",
+        started.elapsed()
+    );
+    let dropped = gw.metric_when(
+        "mediagate_quarantine_dropped_total{reason=\"queue_full\"}",
+        |v| v >= 100.0,
+    );
     assert!(dropped >= 100.0, "{}", gw.metrics());
     let written = gw.metric("mediagate_quarantined_total{kind=\"refused\"}");
-    assert_eq!(written + dropped, 200.0, "each call kept or counted as dropped");
+    assert_eq!(
+        written + dropped,
+        200.0,
+        "each call kept or counted as dropped"
+    );
     // Shutdown flushes within its bound: a stalled disk cannot hold the exit.
     gw.terminate();
-    assert!(gw.wait_exit(Duration::from_secs(15)).is_some(), "exits with the spool stalled");
+    assert!(
+        gw.wait_exit(Duration::from_secs(15)).is_some(),
+        "exits with the spool stalled"
+    );
 }
 
 #[test]
@@ -316,12 +428,23 @@ fn the_admin_token_guards_payloads_and_sessions_but_not_probes() {
     for path in ["/", "/quality", "/quality/examples/x", "/sessions/abc"] {
         let r = get(&gw, path, &[]);
         assert_eq!(r.status, 401, "{path}");
-        assert!(r.header("www-authenticate").is_some_and(|v| v.contains("Bearer")), "{path}");
-        let r = get(&gw, path, &[("Authorization", "Bearer wrong-token-000000000")]);
+        assert!(
+            r.header("www-authenticate")
+                .is_some_and(|v| v.contains("Bearer")),
+            "{path}"
+        );
+        let r = get(
+            &gw,
+            path,
+            &[("Authorization", "Bearer wrong-token-000000000")],
+        );
         assert_eq!(r.status, 401, "{path}");
     }
     let bearer = format!("Bearer {token}");
-    assert_eq!(get(&gw, "/quality", &[("Authorization", &bearer)]).status, 200);
+    assert_eq!(
+        get(&gw, "/quality", &[("Authorization", &bearer)]).status,
+        200
+    );
     // A browser's Basic prompt, the token as the password.
     use base64::Engine;
     let basic = format!(
@@ -330,7 +453,11 @@ fn the_admin_token_guards_payloads_and_sessions_but_not_probes() {
     );
     assert_eq!(get(&gw, "/", &[("Authorization", &basic)]).status, 200);
     for path in ["/healthz", "/readyz", "/metrics"] {
-        assert_eq!(get(&gw, path, &[]).status, 200, "{path} stays open for probes and scrapes");
+        assert_eq!(
+            get(&gw, path, &[]).status,
+            200,
+            "{path} stays open for probes and scrapes"
+        );
     }
 }
 
@@ -338,7 +465,11 @@ fn the_admin_token_guards_payloads_and_sessions_but_not_probes() {
 fn check_warns_about_an_open_admin_listener_without_a_token() {
     let dir = testkit::scratch_dir("check");
     let path = dir.join("open.toml");
-    std::fs::write(&path, "[admin]\nlisten = \"0.0.0.0:9090\"\n[[upstream]]\nurl = \"http://127.0.0.1:8081\"\n").expect("write");
+    std::fs::write(
+        &path,
+        "[admin]\nlisten = \"0.0.0.0:9090\"\n[[upstream]]\nurl = \"http://127.0.0.1:8081\"\n",
+    )
+    .expect("write");
     let (code, _, err) = cli(&["check", "-c", &path.display().to_string()]);
     assert_eq!(code, 0, "a warning, not an error: {err}");
     assert!(err.contains("[admin] token is not set"), "{err}");
@@ -346,7 +477,11 @@ fn check_warns_about_an_open_admin_listener_without_a_token() {
     let (code, _, err) = cli(&["check", "-c", &path.display().to_string()]);
     assert_eq!(code, 0);
     assert!(!err.contains("warning"), "{err}");
-    std::fs::write(&path, "[admin]\ntoken = \"short\"\n[[upstream]]\nurl = \"http://127.0.0.1:8081\"\n").expect("write");
+    std::fs::write(
+        &path,
+        "[admin]\ntoken = \"short\"\n[[upstream]]\nurl = \"http://127.0.0.1:8081\"\n",
+    )
+    .expect("write");
     let (code, _, err) = cli(&["check", "-c", &path.display().to_string()]);
     assert_eq!(code, 1);
     assert!(err.contains("[admin] token: must be at least 16"), "{err}");

@@ -28,6 +28,15 @@ fn two_gateways_sharing_redis_judge_one_session_as_one_gateway_would() {
     let emulator = Emulator::start(&[]);
     let a = gateway(&emulator, &redis, "t1:");
     let b = gateway(&emulator, &redis, "t1:");
+    // `b` labels another player first: label numbers differ between the replicas.
+    let mut other = fixture("vod/01-sessions-sessionStart.json");
+    other["params"]["media.playerName"] = "seen-first-on-b".into();
+    other["params"]["media.length"] = "not a number".into();
+    let r = b.post(
+        "/api/v1/sessions",
+        &serde_json::to_vec(&other).expect("JSON"),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
     let sid = start_vod(&a, T0);
     // A clean ad break, its calls alternating between the replicas.
     accepted(&b, &sid, &vod("adBreakStart", T0 + 10));
@@ -44,6 +53,16 @@ fn two_gateways_sharing_redis_judge_one_session_as_one_gateway_would() {
     assert_eq!(r.status, 410, "{}", r.text());
     assert_eq!(r.json()["errors"][0]["rule"], "session_closed");
     assert_eq!(emulator.requests(), upstream);
+    // `b` never saw the start: the stored session names its player, `b` counts it by that name.
+    let r = send(&b, &sid, &ping(T0 + 90, 1.0));
+    assert_eq!(r.status, 410, "{}", r.text());
+    let by_player = "mediagate_violations_by_player_total{player=\"acme-html5-player\",rule=\"session_closed\",sdk=\"acme-player-4.2\"}";
+    assert_eq!(
+        b.metric_when(by_player, |v| v >= 1.0),
+        1.0,
+        "{}",
+        b.metrics()
+    );
     // Judged once across the two (both ad calls outside the break), as one gateway would.
     let total = |rule: &str| violations(&a, rule) + violations(&b, rule);
     let mut last = 0.0;
@@ -56,7 +75,7 @@ fn two_gateways_sharing_redis_judge_one_session_as_one_gateway_would() {
         all_violations(&a) + all_violations(&b),
         2.0 + total("session_closed")
     );
-    assert_eq!(total("session_closed"), 1.0);
+    assert_eq!(total("session_closed"), 2.0);
     assert_eq!(calls(&a, "unknown") + calls(&b, "unknown"), 0.0);
     let (status, v) = view(&b, &sid);
     assert_eq!(status, 200);

@@ -131,8 +131,10 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}.bad{color:#b00}.ok{colo
     out.push_str("<h1>mediagate — data quality</h1>");
     let _ = write!(
         out,
-        r#"<p class="muted">What the gateway refused or would have lost, and who sent it. JSON: <a href="/quality">/quality</a>. Since start: <span data-field="started-ms">{}</span> (ms since the epoch).</p>"#,
-        num(&q["since_start"]["started_ms"])
+        r#"<p class="muted">What the gateway refused or would have lost, and who sent it. JSON: <a href="/quality">/quality</a>. Counting since <span data-field="started" data-ms="{ms}">{}</span>; now {}.</p>"#,
+        enrich::template::rfc3339_millis(num(&q["since_start"]["started_ms"])),
+        enrich::template::rfc3339_millis(num(&q["now_ms"])),
+        ms = num(&q["since_start"]["started_ms"])
     );
 
     let s = &q["sessions"];
@@ -227,7 +229,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}.bad{color:#b00}.ok{colo
     }
     out.push_str("</table>");
 
-    out.push_str(r#"<h2>Last quarantined calls</h2><table id="examples"><tr><th>time (ms)</th><th>kind</th><th>route</th><th>rules</th><th>player</th><th>sdk</th><th>replayable</th></tr>"#);
+    out.push_str(r#"<h2>Last quarantined calls</h2><table id="examples"><tr><th>time (UTC)</th><th>kind</th><th>route</th><th>rules</th><th>player</th><th>sdk</th><th>replayable</th></tr>"#);
     for e in q["examples"].as_array().into_iter().flatten() {
         let rules: Vec<String> = e["rules"]
             .as_array()
@@ -237,9 +239,10 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}.bad{color:#b00}.ok{colo
             .collect();
         let _ = write!(
             out,
-            r#"<tr data-example="{id}"><td><a href="/quality/examples/{id}">{t}</a></td><td>{k}</td><td>{route}</td><td>{rules}</td><td>{p}</td><td>{s}</td><td>{rep}</td></tr>"#,
+            r#"<tr data-example="{id}" data-ms="{ms}"><td><a href="/quality/examples/{id}">{t}</a></td><td>{k}</td><td>{route}</td><td>{rules}</td><td>{p}</td><td>{s}</td><td>{rep}</td></tr>"#,
             id = text(&e["id"]),
-            t = num(&e["time_ms"]),
+            ms = num(&e["time_ms"]),
+            t = enrich::template::rfc3339_millis(num(&e["time_ms"])),
             k = text(&e["kind"]),
             route = text(&e["route"]),
             rules = rules.join(", "),
