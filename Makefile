@@ -5,6 +5,7 @@
 #   make bench        the three benchmarks below
 #   make bench-micro  criterion benchmarks of the pure request path (parse, validate, enrich)
 #   make bench-sessions  the session tracker: CPU per event (criterion), memory per session at 1M
+#   make bench-quality  the CPU the quarantine and per-player counts add to a refused call
 #   make bench-load   mediagate against nginx and nginx + Lua under wrk, and the Redis session
 #                     store against the memory one (bench/run.sh, ~8 min)
 #   make fuzz         every fuzz target for 60 s (FUZZ_SECONDS=...); make fuzz-smoke: 10 s each
@@ -14,7 +15,7 @@ CONFIG ?= config/mediagate.toml
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: run test lint build bench bench-micro bench-sessions bench-load setup fuzz fuzz-smoke
+.PHONY: run test lint build bench bench-micro bench-sessions bench-quality bench-load setup fuzz fuzz-smoke
 
 setup:
 	@./scripts/setup.sh
@@ -46,7 +47,7 @@ fuzz: setup
 fuzz-smoke: setup
 	./scripts/fuzz.sh 10
 
-bench: bench-micro bench-sessions bench-load
+bench: bench-micro bench-sessions bench-quality bench-load
 
 bench-micro: setup
 	$(CARGO) bench --locked --bench request_path
@@ -54,6 +55,9 @@ bench-micro: setup
 bench-sessions: setup
 	$(CARGO) bench --locked --bench sessions
 	$(CARGO) run --release --locked --example session_memory
+
+bench-quality: setup
+	$(CARGO) bench --locked --bench quality
 
 bench-load: build
 	./bench/run.sh

@@ -10,7 +10,6 @@
 //! or was too large to keep, a call forwarded already) is not, and says why.
 
 use serde::Serialize;
-use serde_json::value::RawValue;
 use std::ops::Range;
 
 /// Identity params of a `sessionStart` (`docs/api-rules.md` §4.3), besides those the privacy
@@ -110,9 +109,8 @@ struct Entry<'a> {
     body_bytes: usize,
     body_sha256: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    body: Option<Box<RawValue>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     body_text: Option<String>,
+    // `body`, JSON checked already, is spliced in after serialization (not parsed a third time).
 }
 
 /// The entry's JSON line, and whether it can be replayed.
@@ -136,7 +134,7 @@ pub fn build(call: &Call<'_>, policy: &Policy<'_>) -> (Vec<u8>, bool) {
                         _ => "identity params were redacted",
                     }));
                 }
-                (RawValue::from_string(text).ok(), None)
+                (Some(text), None)
             }
             None => {
                 not_replayable = not_replayable.or(Some("the body is not JSON"));
@@ -153,6 +151,13 @@ pub fn build(call: &Call<'_>, policy: &Policy<'_>) -> (Vec<u8>, bool) {
         .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
         .collect();
     let replayable = not_replayable.is_none() && body.is_some();
+    // A body kept must be one JSON value on one line: the scanner accepted it, and edits only
+    // swapped string values for strings; a raw newline cannot occur outside a string in JSON
+    // text the scanner accepts, but whitespace between tokens may hold one.
+    let body = body.map(|b| match b.contains('\n') || b.contains('\r') {
+        true => b.replace(['\n', '\r'], " "),
+        false => b,
+    });
     let entry = Entry {
         id: call.id,
         time_ms: call.time_ms,
@@ -171,11 +176,16 @@ pub fn build(call: &Call<'_>, policy: &Policy<'_>) -> (Vec<u8>, bool) {
         identity,
         body_bytes: call.body.len(),
         body_sha256: sha,
-        body,
         body_text,
     };
-    // Serializing strings, numbers and valid raw JSON cannot fail.
-    let line = serde_json::to_vec(&entry).unwrap_or_default();
+    // Serializing strings, numbers and maps of strings cannot fail.
+    let mut line = serde_json::to_vec(&entry).unwrap_or_default();
+    if let (Some(body), Some(b'}')) = (&body, line.last()) {
+        line.pop();
+        line.extend_from_slice(b",\"body\":");
+        line.extend_from_slice(body.as_bytes());
+        line.push(b'}');
+    }
     (line, replayable)
 }
 
@@ -183,6 +193,15 @@ pub fn build(call: &Call<'_>, policy: &Policy<'_>) -> (Vec<u8>, bool) {
 fn protect(body: &[u8], policy: &Policy<'_>) -> Option<(String, &'static str)> {
     let text = std::str::from_utf8(body).ok()?;
     let raw = json::parse_body(body).ok()?;
+    // Most bodies hold no identity param left to protect (events never do; privacy rules
+    // handle the rest): spare them the walk.
+    let left = IDENTITY
+        .iter()
+        .filter(|k| !policy.handled.iter().any(|h| h == *k))
+        .any(|k| text.contains(k));
+    if !left {
+        return Some((text.to_owned(), "none"));
+    }
     let events: Vec<json::Raw<'_>> = match raw.kind() {
         json::Kind::Array => json::parse_array(raw).unwrap_or_default(),
         _ => vec![raw],
@@ -236,8 +255,18 @@ fn protect(body: &[u8], policy: &Policy<'_>) -> Option<(String, &'static str)> {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -334,6 +363,18 @@ mod tests {
         // An example of report mode is never replayable.
         let (_, replayable) = build(&call(START, Kind::Reported), &keep);
         assert!(!replayable);
+    }
+
+    #[test]
+    fn a_pretty_printed_body_is_kept_on_one_line() {
+        let pretty =
+            b"{\n  \"eventType\": \"ping\",\r\n  \"playerTime\": {\"playhead\": 1, \"ts\": 2}\n}\n";
+        let (line, replayable) = build(&call(pretty, Kind::Refused), &policy(None));
+        assert!(replayable);
+        assert!(!line.contains(&b'\n'), "{}", String::from_utf8_lossy(&line));
+        let e = parse(&line);
+        assert_eq!(e["body"]["playerTime"]["ts"], 2);
+        assert_eq!(e["body_bytes"], pretty.len());
     }
 
     #[test]
