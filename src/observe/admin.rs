@@ -8,7 +8,7 @@
 //!   410, what is open; 404 when the tracker does not know it);
 //! - `GET /quality` — data quality as JSON: violations by rule and by player × SDK × rule over
 //!   the last hour and since start, sessions, upstreams, the quarantine and its last examples;
-//! - `GET /` — the same as a page ([`crate::quality::page`]);
+//! - `GET /` — the same as a page (rendered by the runtime with `quality::page`);
 //! - `GET /quality/examples/{id}` — one kept example's quarantine entry, as JSON;
 //! - another method on those paths — 405 with `Allow`; anything else — 404.
 //!
@@ -91,6 +91,14 @@ impl AdminApp {
         }
     }
 
+    fn page(&self) -> String {
+        match &self.source {
+            Some(source) => source.page(),
+            None => "<!doctype html><title>mediagate</title><p>this listener has no gateway</p>"
+                .to_owned(),
+        }
+    }
+
     /// `GET /quality/examples/{id}`.
     fn example(&self, id: &str) -> Answer {
         match self.source.as_ref().and_then(|s| s.example(id)) {
@@ -158,6 +166,8 @@ pub trait AdminSource: Send + Sync {
     fn token(&self) -> Option<String>;
     /// The body of `GET /quality`.
     fn quality(&self) -> serde_json::Value;
+    /// The page at `/` (what `quality` says, as HTML).
+    fn page(&self) -> String;
     /// A kept example's quarantine entry.
     fn example(&self, id: &str) -> Option<String>;
 }
@@ -193,11 +203,7 @@ impl App for AdminApp {
             (_, true) if session.is_some() => self.session(session.as_deref().unwrap_or_default()).await,
             (_, true) if example.is_some() => self.example(example.as_deref().unwrap_or_default()),
             ("/quality", true) => (200, JSON, self.quality().to_string().into_bytes()),
-            ("/", true) => (
-                200,
-                "text/html; charset=utf-8",
-                crate::quality::page::render(&self.quality()).into_bytes(),
-            ),
+            ("/", true) => (200, "text/html; charset=utf-8", self.page().into_bytes()),
             (_, false) if protected => (405, "text/plain", b"method not allowed\n".to_vec()),
             ("/metrics", true) => (
                 200,

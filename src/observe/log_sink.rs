@@ -341,6 +341,55 @@ mod tests {
     }
 
     #[test]
+    fn a_spool_rotates_by_size_and_drops_the_oldest_beyond_its_total() {
+        let dir = std::env::temp_dir().join(format!("log-spool-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let files_dropped = counter();
+        let mut out = Output::open(Destination::Spool {
+            dir: dir.clone(),
+            file_bytes: 100,
+            max_bytes: 250,
+            files_dropped: files_dropped.clone(),
+        })
+        .unwrap();
+        assert!(dir.is_dir(), "created at start");
+        assert!(
+            !dir.join(SPOOL_CURRENT).exists(),
+            "opened by the first write"
+        );
+        let block = [b'x'; 59].iter().chain(b"\n").copied().collect::<Vec<u8>>();
+        for _ in 0..10 {
+            out.write(&block).unwrap();
+        }
+        let mut rotated: Vec<(String, u64)> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    e.metadata().unwrap().len(),
+                )
+            })
+            .filter(|(n, _)| n.starts_with("quarantine-"))
+            .collect();
+        rotated.sort();
+        // 60-byte blocks, 100-byte files: one block per file; 9 rotated, 4 of them fit 250 bytes.
+        assert_eq!(rotated.len(), 4, "{rotated:?}");
+        assert!(rotated.iter().all(|(_, n)| *n == 60));
+        assert_eq!(files_dropped.get(), 5);
+        assert_eq!(
+            std::fs::metadata(dir.join(SPOOL_CURRENT)).unwrap().len(),
+            60
+        );
+        // Names sort in the order written.
+        let names: Vec<&String> = rotated.iter().map(|(n, _)| n).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn lines_reach_the_file_and_a_full_buffer_drops_and_counts() {
         let dir = std::env::temp_dir().join(format!("log-sink-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -11,7 +11,8 @@
 //! the session tracker's sweeper); [`reload::ReloadOnSighup`] makes the next one.
 //!
 //! **May use:** `config`, `upstream` (the cluster, its probes), `tracker`, `observe` (metrics,
-//! series, diagnostics), `server::rate_limit`, `io::clock`.
+//! series, diagnostics), `quality` (the counts and the page), `quarantine`, `server::rate_limit`,
+//! `io::clock`.
 
 pub mod reload;
 pub mod services;
@@ -90,6 +91,10 @@ impl crate::observe::admin::AdminSource for Live {
 
     fn example(&self, id: &str) -> Option<String> {
         self.load().quality.example_entry(id)
+    }
+
+    fn page(&self) -> String {
+        crate::quality::page::render(&self.quality())
     }
 
     fn quality(&self) -> serde_json::Value {
