@@ -94,12 +94,14 @@ fn benches(c: &mut Criterion) {
                     .collect(),
                 headers: vec![("user-agent".into(), "bench".into())],
                 body: kept,
+                session_rule: false,
             };
             let policy = Policy {
                 keep_identity: false,
                 keep_bodies: false,
                 max_body_bytes: 65536,
                 handled: &handled,
+                hashed: rules.hashed_params(),
                 hash: Some(&hash),
             };
             black_box(entry::build(&call, &policy))

@@ -8,8 +8,8 @@
 //! by the same privacy rules forwarding applies; a redacted entry is refused with the reason.
 //! Unless `--force`, each body is first validated again with the file's current rules (the
 //! point of a replay after a fix of the gateway's rules). An entry replayed with a 2xx answer is
-//! written to `replayed.jsonl` in the spool and skipped by later replays (`--again` sends it
-//! anyway). Plain `http://` upstreams only.
+//! written to `replayed.jsonl` in the spool and skipped by later replays to the same upstream
+//! (`--again` sends it anyway). Plain `http://` upstreams only.
 
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -338,7 +338,8 @@ fn replay(
                 continue;
             }
         };
-        if !again && done.contains(id) {
+        let key = spool::ledger_key(id, &target.authority, e.str("body_sha256"));
+        if !again && done.contains(&key) {
             report(
                 "skipped",
                 "replayed already (see replayed.jsonl; --again sends it anyway)",
@@ -382,8 +383,11 @@ fn replay(
         }
         report(&status.to_string(), &detail);
         if let Some(ledger) = ledger.as_mut() {
-            let line = json!({"id": id, "time_ms": crate::io::clock::unix_ms(), "to": target.authority, "path": path, "status": status});
-            let _ = writeln!(ledger, "{line}");
+            let line = json!({"id": id, "time_ms": crate::io::clock::unix_ms(), "to": target.authority,
+                "path": path, "body_sha256": e.str("body_sha256"), "status": status});
+            if let Err(err) = writeln!(ledger, "{line}") {
+                eprintln!("mediagate quarantine: cannot record the replay of {id} in {}: {err} (a later replay would send it again)", spool::LEDGER);
+            }
         }
     }
     eprintln!("replay: {sent} sent, {accepted} accepted (2xx), {skipped} not sent");

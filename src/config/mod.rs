@@ -212,6 +212,17 @@ pub fn warnings(c: &Config) -> Vec<String> {
     if c.quarantine.as_ref().is_some_and(|q| q.keep_identity) {
         out.push("[quarantine] keep_identity = true: visitor and customer ids are written to disk in clear".to_owned());
     }
+    if c.quarantine.as_ref().is_some_and(|q| q.keep_bodies) {
+        out.push("[quarantine] keep_bodies = true: bodies that are not JSON (a truncated one included) are written as received, identity params and all".to_owned());
+    }
+    for h in c.quarantine.iter().flat_map(|q| &q.headers) {
+        if matches!(
+            h.as_str(),
+            "x-forwarded-for" | "forwarded" | "x-real-ip" | "x-api-key"
+        ) {
+            out.push(format!("[quarantine] headers: {h} may identify a person or carry a credential; it is written to disk as received"));
+        }
+    }
     out
 }
 

@@ -214,6 +214,9 @@ struct Output {
     size: u64,
     /// Renamed spool files so far (their names' tie-breaker).
     rotated: u64,
+    /// A spool write failed part-way: the file may end in a torn line, to be ended before the
+    /// next block (the reader skips it) so that it does not swallow the next entry.
+    torn: bool,
 }
 
 impl Output {
@@ -221,7 +224,12 @@ impl Output {
         let file = match &destination {
             Destination::File(path) => Some(append(path)?),
             Destination::Spool { dir, .. } => {
-                std::fs::create_dir_all(dir)?;
+                // Payloads: readable by the gateway's user only (directories it creates, files).
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)?;
                 if !std::fs::metadata(dir)?.is_dir() {
                     return Err(io::Error::other(format!(
                         "{} is not a directory",
@@ -237,6 +245,7 @@ impl Output {
             file,
             size: 0,
             rotated: 0,
+            torn: false,
         })
     }
 
@@ -275,7 +284,7 @@ impl Output {
         };
         let current = dir.join(SPOOL_CURRENT);
         if self.file.is_none() {
-            let f = append(&current)?;
+            let f = append_private(&current)?;
             self.size = f.metadata().map_or(0, |m| m.len());
             self.file = Some(f);
         }
@@ -288,7 +297,7 @@ impl Output {
             let name = format!("quarantine-{ms:013}-{:06}.jsonl", self.rotated % 1_000_000);
             std::fs::rename(&current, dir.join(name))?;
             prune(dir, *max_bytes, files_dropped);
-            let f = append(&current)?;
+            let f = append_private(&current)?;
             self.size = 0;
             self.file = Some(f);
         }
@@ -296,7 +305,15 @@ impl Output {
             .file
             .as_mut()
             .ok_or_else(|| io::Error::other("no file open"))?;
-        file.write_all(block)?;
+        if self.torn {
+            file.write_all(b"\n")?;
+            self.torn = false;
+        }
+        if let Err(e) = file.write_all(block) {
+            self.torn = true;
+            log::warn!("quarantine: writing to {}: {e}", current.display());
+            return Err(e);
+        }
         self.size += block.len() as u64;
         Ok(())
     }
@@ -330,6 +347,16 @@ fn prune(dir: &std::path::Path, max_bytes: u64, dropped: &IntCounter) {
 
 fn append(path: &std::path::Path) -> io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// A spool file: created readable and writable by the gateway's user only.
+fn append_private(path: &std::path::Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
 }
 
 #[cfg(test)]

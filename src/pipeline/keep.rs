@@ -73,6 +73,8 @@ pub(super) struct Kept<'a> {
     pub body: &'a [u8],
     /// Where it went or would have gone upstream (`None`: the request's own path).
     pub upstream_path: Option<&'a str>,
+    /// Refused by a session rule (not replayable).
+    pub session_rule: bool,
 }
 
 /// Writes `kept` to the quarantine, when it is on (and, for upstream failures, asked for).
@@ -124,12 +126,14 @@ pub(super) fn keep(rt: &Runtime, ex: &Exchange<'_>, ctx: &RequestCtx, kept: Kept
         violations: kept.violations,
         headers,
         body: kept.body,
+        session_rule: kept.session_rule,
     };
     let policy = Policy {
         keep_identity: settings.keep_identity,
         keep_bodies: settings.keep_bodies,
         max_body_bytes: settings.max_body_bytes,
         handled: &handled,
+        hashed: rules.hashed_params(),
         hash: has_secret.then_some(&hash as &(dyn Fn(&str) -> String + Sync)),
     };
     quarantine.keep(&call, &policy, &rt.quality);

@@ -219,6 +219,7 @@ impl Pass<'_> {
                     violations: keep::violations_of(&prepared.violations),
                     body: kept,
                     upstream_path: upstream_path.as_deref(),
+                    session_rule: false,
                 };
                 keep::keep(&rt, ex, ctx, kept);
                 let more = prepared.omitted_count();
@@ -244,15 +245,6 @@ impl Pass<'_> {
                             .collect::<Vec<_>>()
                             .join(", ")
                     );
-                    let kept = Kept {
-                        kind: Kind::Reported,
-                        status: 0,
-                        labels,
-                        violations: keep::violations_of(&prepared.violations),
-                        body: &body,
-                        upstream_path: upstream_path.as_deref(),
-                    };
-                    keep::keep(&rt, ex, ctx, kept);
                 }
                 for (event_type, content_type) in &prepared.events {
                     rt.series.event(*event_type, *content_type);
@@ -291,6 +283,7 @@ impl Pass<'_> {
                                     }],
                                     body: &body,
                                     upstream_path: upstream_path.as_deref(),
+                                    session_rule: true,
                                 };
                                 keep::keep(&rt, ex, ctx, kept);
                                 return self.refuse(ex, ctx, rule).await;
@@ -303,6 +296,19 @@ impl Pass<'_> {
                     }
                     (Some(_), _) => Tracking::None,
                 };
+                // A report-mode example, once the call is known to go upstream.
+                if cfg.validation.mode == Mode::Report && ctx.violations > 0 {
+                    let kept = Kept {
+                        kind: Kind::Reported,
+                        status: 0,
+                        labels,
+                        violations: keep::violations_of(&prepared.violations),
+                        body: &body,
+                        upstream_path: upstream_path.as_deref(),
+                        session_rule: false,
+                    };
+                    keep::keep(&rt, ex, ctx, kept);
+                }
                 self.forward(ex, ctx, target, Some(body), tracking).await
             }
         }
@@ -490,6 +496,7 @@ impl Pass<'_> {
                         violations: Vec::new(),
                         body,
                         upstream_path,
+                        session_rule: false,
                     };
                     keep::keep(&self.rt, ex, ctx, kept);
                 }

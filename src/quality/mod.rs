@@ -5,7 +5,9 @@
 //! ([`page`]), with the last quarantined examples.
 //!
 //! **Owns** the label sets (kept for the process's life: tracked sessions hold their labels),
-//! the counts and the examples. **May use:** `observe::metrics`, `mcapi` and `sessions` (rule
+//! the counts and the examples. Each label is bounded, and so are the (player, sdk) pairs that
+//! get counts of their own (twice `max_label_values`; later pairs count as (other, other)), so
+//! the series and the per-minute maps stay within pairs × rules. **May use:** `observe::metrics`, `mcapi` and `sessions` (rule
 //! names), serde_json. No I/O: time is passed in.
 
 pub mod labels;
@@ -52,6 +54,8 @@ struct Minute {
 }
 
 struct Counts {
+    /// The (player, sdk) pairs with counts of their own; beyond `max_pairs`, (other, other).
+    pairs: std::collections::HashSet<(u16, u16)>,
     by_rule: Vec<u64>,
     by_player: HashMap<Key, u64>,
     minutes: VecDeque<Minute>,
@@ -63,6 +67,8 @@ pub struct Quality {
     rules: Vec<&'static str>,
     rule_index: HashMap<&'static str, u16>,
     started_ms: u64,
+    /// Each label is bounded, but their product would not be: the pairs are too.
+    max_pairs: usize,
     counts: Mutex<Counts>,
     examples: Mutex<VecDeque<Example>>,
     by_player: IntCounterVec,
@@ -96,7 +102,9 @@ impl Quality {
         Quality {
             players: LabelSet::new(max_label_values, players),
             sdks: LabelSet::new(max_label_values, sdks),
+            max_pairs: (2 * max_label_values).max(10),
             counts: Mutex::new(Counts {
+                pairs: std::collections::HashSet::new(),
                 by_rule: vec![0; rules.len()],
                 by_player: HashMap::new(),
                 minutes: VecDeque::new(),
@@ -126,12 +134,17 @@ impl Quality {
             return;
         };
         let rule = self.rules[usize::from(r)];
-        self.by_player
-            .with_label_values(&[&self.players.name(player), &self.sdks.name(sdk), rule])
-            .inc_by(n);
-        let key = (player, sdk, r);
         let minute = now_ms / 60_000;
         let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let (player, sdk) = match c.pairs.contains(&(player, sdk)) {
+            true => (player, sdk),
+            false if c.pairs.len() < self.max_pairs => {
+                c.pairs.insert((player, sdk));
+                (player, sdk)
+            }
+            false => (labels::OTHER, labels::OTHER),
+        };
+        let key = (player, sdk, r);
         c.by_rule[usize::from(r)] += n;
         *c.by_player.entry(key).or_default() += n;
         if c.minutes.back().is_none_or(|m| m.at < minute) {
@@ -152,6 +165,10 @@ impl Quality {
             m.by_rule[usize::from(r)] += n;
             *m.by_player.entry(key).or_default() += n;
         }
+        drop(c);
+        self.by_player
+            .with_label_values(&[&self.players.name(player), &self.sdks.name(sdk), rule])
+            .inc_by(n);
     }
 
     /// Keeps a quarantined call for the page (the last few).
@@ -289,6 +306,25 @@ mod tests {
                 .get(),
             3
         );
+    }
+
+    #[test]
+    fn player_and_sdk_pairs_are_bounded_too() {
+        let q = quality();
+        for p in 0..10 {
+            for s in 0..10 {
+                let player = q.players.label(Some(&format!("p{p}")));
+                let sdk = q.sdks.label(Some(&format!("s{s}")));
+                q.record(player, sdk, "type", 1, 0);
+            }
+        }
+        let snap = q.snapshot(0);
+        let rows = snap["since_start"]["by_player"].as_array().unwrap();
+        // 10 + 10 label values could make 100 pairs: 20 have their own, the rest is other × other.
+        assert_eq!(rows.len(), 21, "{rows:?}");
+        assert_eq!(rows[0]["player"], "other");
+        assert_eq!(rows[0]["count"], 80);
+        assert_eq!(snap["since_start"]["total"], 100);
     }
 
     #[test]

@@ -74,6 +74,8 @@ pub struct Call<'a> {
     pub headers: Vec<(String, String)>,
     /// The body the gateway would have forwarded (enriched, when it is JSON).
     pub body: &'a [u8],
+    /// Refused by a session rule (not by validation).
+    pub session_rule: bool,
 }
 
 /// How identity params and bodies are kept.
@@ -81,8 +83,10 @@ pub struct Policy<'a> {
     pub keep_identity: bool,
     pub keep_bodies: bool,
     pub max_body_bytes: usize,
-    /// Params the privacy rules hash or remove: forwarding handled them already.
+    /// Params the privacy rules name (remove or hash): protected like identity params.
     pub handled: &'a [String],
+    /// Params `privacy.hash` hashes: a value it hashed (64 hex digits) is kept as it is.
+    pub hashed: &'a [String],
     /// The privacy rules' hash (HMAC-SHA256, hex), when a secret is configured.
     pub hash: Option<&'a (dyn Fn(&str) -> String + Sync)>,
 }
@@ -116,17 +120,25 @@ struct Entry<'a> {
 /// The entry's JSON line, and whether it can be replayed.
 pub fn build(call: &Call<'_>, policy: &Policy<'_>) -> (Vec<u8>, bool) {
     let sha = sha256_hex(call.body);
-    let mut not_replayable = match call.kind {
-        Kind::Reported => Some("forwarded already (report mode)"),
+    let mut not_replayable = match (call.kind, call.session_rule) {
+        (Kind::Reported, _) => Some("forwarded already (report mode)"),
+        (_, true) => Some("refused by a session rule: the backend's session is closed (or the playhead out of its range), replaying would feed a dead session"),
         _ => None,
     };
+    let violations: Vec<Violation> = call.violations.iter().map(|v| listed(v, policy)).collect();
     let mut identity = "none";
     let (body, body_text) = if call.body.len() > policy.max_body_bytes {
         not_replayable = Some("the body was larger than [quarantine] max_body_bytes");
         (None, None)
     } else {
         match protect(call.body, policy) {
-            Some((text, how)) => {
+            Some(Protected::Unreadable) => {
+                identity = "redacted";
+                not_replayable =
+                    Some("part of the body could not be read back: kept as its hash only");
+                (None, None)
+            }
+            Some(Protected::Kept(text, how)) => {
                 identity = how;
                 if how == "hashed" || how == "redacted" {
                     not_replayable = not_replayable.or(Some(match how {
@@ -169,7 +181,7 @@ pub fn build(call: &Call<'_>, policy: &Policy<'_>) -> (Vec<u8>, bool) {
         sid: call.sid,
         player: call.player,
         sdk: call.sdk,
-        violations: &call.violations,
+        violations: &violations,
         headers,
         replayable,
         not_replayable,
@@ -189,59 +201,52 @@ pub fn build(call: &Call<'_>, policy: &Policy<'_>) -> (Vec<u8>, bool) {
     (line, replayable)
 }
 
-/// The JSON body with identity params protected, and how (`None`: not JSON).
-fn protect(body: &[u8], policy: &Policy<'_>) -> Option<(String, &'static str)> {
+/// How deep the walk goes; a body nested deeper is kept as its hash only.
+const MAX_DEPTH: usize = 128;
+
+/// What [`protect`] made of a JSON body.
+enum Protected {
+    /// The text to keep, and how identity params were handled.
+    Kept(String, &'static str),
+    /// Some part could not be read back (a key that does not decode, nesting too deep): the
+    /// body is kept as its hash only, since nothing proves it holds no identity param.
+    Unreadable,
+}
+
+/// Whether `key` names a param the quarantine protects: an identity param, or one the privacy
+/// rules name.
+fn is_identity(key: &str, policy: &Policy<'_>) -> bool {
+    IDENTITY.contains(&key) || policy.handled.iter().any(|h| h == key)
+}
+
+/// Whether `value` of `key` is what `privacy.hash` made of it (64 hex digits): forwarding
+/// handled it, and hashing it again would break a replay.
+fn hashed_by_rules(key: &str, value: json::Raw<'_>, policy: &Policy<'_>) -> bool {
+    policy.hashed.iter().any(|h| h == key)
+        && json::as_str(value).is_some_and(|v| {
+            v.len() == 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+}
+
+/// The JSON body with every identity param protected wherever it is (keys compared decoded,
+/// every object and array walked), and how (`None`: not JSON).
+fn protect(body: &[u8], policy: &Policy<'_>) -> Option<Protected> {
     let text = std::str::from_utf8(body).ok()?;
     let raw = json::parse_body(body).ok()?;
-    // Most bodies hold no identity param left to protect (events never do; privacy rules
-    // handle the rest): spare them the walk.
-    let left = IDENTITY
-        .iter()
-        .filter(|k| !policy.handled.iter().any(|h| h == *k))
-        .any(|k| text.contains(k));
-    if !left {
-        return Some((text.to_owned(), "none"));
-    }
-    let events: Vec<json::Raw<'_>> = match raw.kind() {
-        json::Kind::Array => json::parse_array(raw).unwrap_or_default(),
-        _ => vec![raw],
+    let mut walk = Walk {
+        text,
+        policy,
+        edits: Vec::new(),
+        how: "none",
+        unreadable: false,
     };
-    let mut edits: Vec<(Range<usize>, String)> = Vec::new();
-    let mut how = "none";
-    for event in events {
-        let Some(params) = json::Object::parse(event)
-            .and_then(|o| o.get("params"))
-            .and_then(json::Object::parse)
-        else {
-            continue;
-        };
-        for m in &params.members {
-            let key: &str = &m.key;
-            if !IDENTITY.contains(&key) || policy.handled.iter().any(|h| h == key) {
-                continue;
-            }
-            if policy.keep_identity {
-                how = "kept";
-                continue;
-            }
-            let value = m.value.get();
-            let replacement = match policy.hash {
-                Some(hash) => {
-                    how = "hashed";
-                    let plain =
-                        json::as_str(m.value).map_or_else(|| value.to_owned(), |s| s.into_owned());
-                    format!("\"{}\"", hash(&plain))
-                }
-                None => {
-                    if how != "hashed" {
-                        how = "redacted";
-                    }
-                    "\"[redacted]\"".to_owned()
-                }
-            };
-            edits.push((json::span_in(text, value), replacement));
-        }
+    walk.value(raw, 0);
+    if walk.unreadable {
+        return Some(Protected::Unreadable);
     }
+    let Walk { mut edits, how, .. } = walk;
     edits.sort_by_key(|(r, _)| r.start);
     let mut out = String::with_capacity(text.len());
     let mut at = 0;
@@ -251,7 +256,91 @@ fn protect(body: &[u8], policy: &Policy<'_>) -> Option<(String, &'static str)> {
         at = range.end;
     }
     out.push_str(&text[at..]);
-    Some((out, how))
+    Some(Protected::Kept(out, how))
+}
+
+struct Walk<'t, 'p> {
+    text: &'t str,
+    policy: &'p Policy<'p>,
+    edits: Vec<(Range<usize>, String)>,
+    how: &'static str,
+    unreadable: bool,
+}
+
+impl Walk<'_, '_> {
+    fn value(&mut self, raw: json::Raw<'_>, depth: usize) {
+        if depth > MAX_DEPTH {
+            self.unreadable = true;
+            return;
+        }
+        match raw.kind() {
+            json::Kind::Object => {
+                let Some(object) = json::Object::parse(raw) else {
+                    self.unreadable = true;
+                    return;
+                };
+                for m in &object.members {
+                    if is_identity(&m.key, self.policy) {
+                        self.identity(&m.key, m.value);
+                    } else {
+                        self.value(m.value, depth + 1);
+                    }
+                }
+            }
+            json::Kind::Array => match json::parse_array(raw) {
+                Some(items) => {
+                    for item in items {
+                        self.value(item, depth + 1);
+                    }
+                }
+                None => self.unreadable = true,
+            },
+            _ => {}
+        }
+    }
+
+    fn identity(&mut self, key: &str, value: json::Raw<'_>) {
+        let policy = self.policy;
+        if hashed_by_rules(key, value, policy) {
+            return;
+        }
+        if policy.keep_identity {
+            self.how = "kept";
+            return;
+        }
+        let text = value.get();
+        let replacement = match policy.hash {
+            Some(hash) => {
+                self.how = "hashed";
+                let plain = json::as_str(value).map_or_else(|| text.to_owned(), |s| s.into_owned());
+                format!("\"{}\"", hash(&plain))
+            }
+            None => {
+                if self.how != "hashed" {
+                    self.how = "redacted";
+                }
+                "\"[redacted]\"".to_owned()
+            }
+        };
+        self.edits
+            .push((json::span_in(self.text, text), replacement));
+    }
+}
+
+/// `v` as the entry lists it: a detail that may quote an identity param's value is withheld.
+fn listed(v: &Violation, policy: &Policy<'_>) -> Violation {
+    let names_identity = v
+        .path
+        .split('/')
+        .any(|part| is_identity(&part.replace("~1", "/").replace("~0", "~"), policy));
+    Violation {
+        path: v.path.clone(),
+        rule: v.rule.clone(),
+        detail: match names_identity && !policy.keep_identity {
+            true => "(withheld: the detail may quote an identity param)".to_owned(),
+            false => v.detail.clone(),
+        },
+    }
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -292,6 +381,7 @@ mod tests {
             }],
             headers: vec![("user-agent".into(), "test".into())],
             body,
+            session_rule: false,
         }
     }
 
@@ -301,6 +391,7 @@ mod tests {
             keep_bodies: false,
             max_body_bytes: 65536,
             handled: &[],
+            hashed: &[],
             hash,
         }
     }
@@ -339,17 +430,33 @@ mod tests {
 
     #[test]
     fn params_the_privacy_rules_handled_and_opted_in_identity_stay_replayable() {
-        let handled = vec![
+        // What forwarding made of the start: visitorId hashed, customerIDs removed.
+        let hashed_start = format!(
+            r#"{{"eventType":"sessionStart","params":{{"analytics.visitorId":"{}","media.length":"12"}}}}"#,
+            "ab12".repeat(16)
+        );
+        let names = vec![
             "analytics.visitorId".to_owned(),
             "visitor.customerIDs".to_owned(),
         ];
+        let hashed = vec!["analytics.visitorId".to_owned()];
         let p = Policy {
-            handled: &handled,
+            handled: &names,
+            hashed: &hashed,
             ..policy(None)
         };
-        let (line, replayable) = build(&call(START, Kind::Refused), &p);
+        let (line, replayable) = build(&call(hashed_start.as_bytes(), Kind::Refused), &p);
         assert!(replayable, "{}", String::from_utf8_lossy(&line));
         assert_eq!(parse(&line)["identity"], "none");
+        assert_eq!(
+            parse(&line)["body"]["params"]["analytics.visitorId"],
+            "ab12".repeat(16)
+        );
+        // A param on the hash list that enrichment did not hash (not a string, or elsewhere
+        // than a start's params) is protected like any identity param.
+        let (line, replayable) = build(&call(START, Kind::Refused), &p);
+        assert!(!replayable);
+        assert!(!String::from_utf8_lossy(&line).contains("vid-1"));
         let keep = Policy {
             keep_identity: true,
             ..policy(None)
@@ -363,6 +470,56 @@ mod tests {
         // An example of report mode is never replayable.
         let (_, replayable) = build(&call(START, Kind::Reported), &keep);
         assert!(!replayable);
+    }
+
+    #[test]
+    fn identity_params_are_found_wherever_and_however_they_are_written() {
+        for body in [
+            // An escaped key: the same key once decoded.
+            r#"{"eventType":"sessionStart","params":{"analytics\u002evisitorId":"vid-1"}}"#,
+            // A downloaded batch, nested.
+            r#"[[{"eventType":"sessionStart","params":{"analytics.visitorId":"vid-1"}}]]"#,
+            // A second params object, and one in an event that is not a start.
+            r#"{"eventType":"play","params":{},"params":{"analytics.aid":"vid-1"}}"#,
+            // Anywhere else.
+            r#"{"eventType":"sessionStart","customMetadata":{"x":{"appInstallationId":"vid-1"}}}"#,
+        ] {
+            let (line, replayable) = build(&call(body.as_bytes(), Kind::Refused), &policy(None));
+            let text = String::from_utf8_lossy(&line);
+            assert!(!text.contains("vid-1"), "{body} → {text}");
+            assert!(!replayable);
+        }
+        // A key that does not decode: nothing proves the rest holds no identity param.
+        let body = br#"{"params":{"\udc00":1,"analytics.visitorId":"vid-1"}}"#;
+        let (line, replayable) = build(&call(body, Kind::Refused), &policy(None));
+        let e = parse(&line);
+        if e.get("body").is_some() {
+            assert!(!String::from_utf8_lossy(&line).contains("vid-1"));
+        } else {
+            assert_eq!(e["identity"], "redacted");
+        }
+        assert!(!replayable);
+    }
+
+    #[test]
+    fn details_that_may_quote_an_identity_param_are_withheld() {
+        let mut c = call(START, Kind::Refused);
+        c.violations = vec![Violation {
+            path: "/params/analytics.visitorId".into(),
+            rule: "type".into(),
+            detail: "expected a string, got the number 4711081512".into(),
+        }];
+        let (line, _) = build(&c, &policy(None));
+        let text = String::from_utf8_lossy(&line);
+        assert!(!text.contains("4711081512"), "{text}");
+        assert_eq!(parse(&line)["violations"][0]["rule"], "type");
+        c.session_rule = true;
+        c.body = br#"{"eventType":"ping","playerTime":{"playhead":1,"ts":2}}"#;
+        let (line, replayable) = build(&c, &policy(None));
+        assert!(!replayable);
+        assert!(parse(&line)["not_replayable"]
+            .as_str()
+            .is_some_and(|r| r.contains("session rule")));
     }
 
     #[test]

@@ -143,7 +143,12 @@ pub fn parse_time(text: &str, now_ms: u64) -> Option<u64> {
     Some(now_ms.saturating_sub(ms))
 }
 
-/// The ids the ledger says were replayed and accepted (2xx).
+/// What the ledger keys a replay by: the entry, where it went, and the exact body sent.
+pub fn ledger_key(id: &str, to: &str, body_sha256: &str) -> String {
+    format!("{id} {to} {body_sha256}")
+}
+
+/// The replays the ledger says were accepted (2xx), by [`ledger_key`].
 pub fn replayed(dir: &Path) -> std::collections::HashSet<String> {
     let Ok(file) = std::fs::File::open(dir.join(LEDGER)) else {
         return Default::default();
@@ -157,7 +162,15 @@ pub fn replayed(dir: &Path) -> std::collections::HashSet<String> {
                 .and_then(Value::as_u64)
                 .is_some_and(|s| (200..300).contains(&s))
         })
-        .filter_map(|v| v.get("id").and_then(Value::as_str).map(str::to_owned))
+        .map(|v| {
+            let s = |k: &str| {
+                v.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            ledger_key(&s("id"), &s("to"), &s("body_sha256"))
+        })
         .collect()
 }
 

@@ -195,6 +195,11 @@ impl RuleSet {
         self.remove.iter().chain(&self.hash).cloned().collect()
     }
 
+    /// The params `privacy.hash` hashes.
+    pub fn hashed_params(&self) -> &[String] {
+        &self.hash
+    }
+
     /// `value` hashed as `privacy.hash` hashes it (HMAC-SHA256 with `hash_secret`, hex), when a
     /// secret is configured.
     pub fn hash_value(&self, value: &str) -> Option<String> {

@@ -9,6 +9,9 @@ use crate::observation::{Content, Kind};
 use crate::session::{Closed, Pending, Session, States, MAX_STATES};
 
 const VERSION: u8 = 2;
+/// The layout before label names: read still (labels unknown), so that sessions stored by an
+/// older replica stay judged across an upgrade.
+const VERSION_1: u8 = 1;
 
 /// `s` as bytes, with `names` the names of its player and SDK labels.
 pub fn encode(s: &Session, names: [&str; 2]) -> Vec<u8> {
@@ -53,7 +56,8 @@ pub fn encode(s: &Session, names: [&str; 2]) -> Vec<u8> {
 /// `label(1, name)` of an SDK name.
 pub fn decode(bytes: &[u8], label: &dyn Fn(usize, &str) -> u16) -> Option<Session> {
     let mut r = Reader(bytes);
-    if r.u8()? != VERSION {
+    let version = r.u8()?;
+    if version != VERSION && version != VERSION_1 {
         return None;
     }
     let (started_ms, last_call_ms, moved_ms, closed_ms) = (r.u64()?, r.u64()?, r.u64()?, r.u64()?);
@@ -64,9 +68,17 @@ pub fn decode(bytes: &[u8], label: &dyn Fn(usize, &str) -> u16) -> Option<Sessio
     let (content, flags, closed) = (r.u8()?, r.u8()?, r.u8()?);
     let mut names = [0u16; 2];
     for (which, id) in names.iter_mut().enumerate() {
-        let n = usize::from(r.u8()?);
-        let name = std::str::from_utf8(r.bytes(n)?).ok()?;
-        *id = label(which, name);
+        *id = match version {
+            VERSION_1 => {
+                r.u16()?;
+                label(which, "")
+            }
+            _ => {
+                let n = usize::from(r.u8()?);
+                let name = std::str::from_utf8(r.bytes(n)?).ok()?;
+                label(which, name)
+            }
+        };
     }
     let [player, sdk] = names;
     let states = match r.u8()? {

@@ -494,6 +494,15 @@ fn sessions_round_trip_through_bytes() {
     let mut other = bytes.clone();
     other[0] = 9;
     assert_eq!(codec::decode(&other, &label), None);
+    // A version-1 session (no names) still reads, its labels unknown.
+    let mut v1 = vec![1u8];
+    let fixed = 1 + 8 * 8 + 4 + 4 + 4 + 3;
+    v1.extend_from_slice(&bytes[1..fixed]);
+    v1.extend_from_slice(&[7, 0, 9, 0]);
+    v1.extend_from_slice(&bytes[fixed + 1 + 3 + 1 + 4..]);
+    let old = codec::decode(&v1, &|_, name| if name.is_empty() { 1 } else { 99 }).expect("v1");
+    assert_eq!((old.player, old.sdk), (1, 1));
+    assert_eq!(old.events, session.events);
     let elsewhere = |which: usize, _: &str| 20 + which as u16;
     let read = codec::decode(&bytes, &elsewhere).expect("decodes");
     assert_eq!((read.player, read.sdk), (20, 21));
