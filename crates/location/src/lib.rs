@@ -123,6 +123,13 @@ impl Rewriter {
                 Outcome::Foreign
             });
         };
+        if self.absolute_base.is_none() && is_plain_path(text) && !text.contains('\\') {
+            // A path-absolute value (one `/`, then neither `/` nor `\`, no blank or control
+            // anywhere): by the WHATWG rules it keeps the page's scheme and host whatever the
+            // page, so it names the upstream and stays home. The parses below say the same, at
+            // the cost of five URL parses: about 5 µs of a session start's 95 (perf, make bench).
+            return Rewritten::new(text.to_owned(), Outcome::Kept);
+        }
         let Some(base) = Url::parse(&format!("{}://{}/", upstream.scheme, upstream.authority)).ok()
         else {
             return Rewritten::untouched(Outcome::Unsafe);
@@ -260,6 +267,23 @@ mod tests {
 
     fn ok(value: &str, outcome: Outcome) -> Rewritten {
         Rewritten::new(value.into(), outcome)
+    }
+
+    #[test]
+    fn plain_paths_take_the_short_way_to_the_same_answer() {
+        for value in [
+            "/api/v1/sessions/abc",
+            "/a/..//b",
+            "/x?y=//evil#//z",
+            "/%2F%2Fevil",
+            "/é",
+        ] {
+            assert_eq!(rw(value), ok(value, Outcome::Kept), "{value}");
+        }
+        // Not plain paths: the full check decides.
+        for value in ["//evil.example/x", "/\\evil.example/x", "/\tx"] {
+            assert_ne!(rw(value).outcome, Outcome::Kept, "{value}");
+        }
     }
 
     #[test]
