@@ -630,7 +630,14 @@ fn metrics_and_admin_endpoints() {
             1.0,
         ),
         ("mediagate_upstream_healthy{upstream=\"primary\"}", 1.0),
-        ("mediagate_build_info{version=\"0.1.0\"}", 1.0),
+        (
+            concat!(
+                "mediagate_build_info{commit=\"",
+                env!("MEDIAGATE_COMMIT"),
+                "\",version=\"0.1.0\"}"
+            ),
+            1.0,
+        ),
     ] {
         let v = gw.metric_when(series, |v| v >= at_least);
         assert!(

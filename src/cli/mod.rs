@@ -1,8 +1,10 @@
-//! The `mediagate` command line: `run`, `reload`, `check`, `validate`, `quarantine`, `emulate`.
+//! The `mediagate` command line: `run`, `reload`, `check`, `validate`, `quarantine`, `health`,
+//! `emulate`.
 //!
 //! **May use:** everything. mediagate owns its CLI (clap): pingora's own flags are not exposed,
 //! and its `Opt` is built in [`run`].
 
+mod health;
 mod quarantine;
 mod reload;
 mod run;
@@ -16,10 +18,18 @@ use crate::config;
 use crate::emulator::EmulatorSettings;
 use std::time::Duration;
 
+/// `mediagate --version`: the crate's version and the commit it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("MEDIAGATE_COMMIT"),
+    ")"
+);
+
 #[derive(Parser, Debug)]
 #[command(
     name = "mediagate",
-    version,
+    version = VERSION,
     about = "A validating gateway for the Streaming Media Collection API"
 )]
 pub struct Cli {
@@ -73,6 +83,18 @@ pub enum Command {
         #[arg(default_value = "-")]
         file: String,
     },
+    /// Probe the admin listener (exit 0 when it answers 200): a container HEALTHCHECK.
+    Health {
+        /// The admin listener's address.
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        addr: String,
+        /// The path to ask.
+        #[arg(long, default_value = "/readyz")]
+        path: String,
+        /// Give up after this long.
+        #[arg(long, default_value_t = 3)]
+        timeout_seconds: u64,
+    },
     /// What the gateway refused, kept in the quarantine spool: list, show, replay.
     Quarantine {
         #[command(subcommand)]
@@ -114,6 +136,11 @@ pub fn main() -> ExitCode {
             file,
         } => validate::validate(config.as_deref(), &endpoint, &file),
         Command::Quarantine { action } => quarantine::quarantine(action),
+        Command::Health {
+            addr,
+            path,
+            timeout_seconds,
+        } => health::health(&addr, &path, Duration::from_secs(timeout_seconds)),
         Command::Emulate {
             listen,
             ready_file,

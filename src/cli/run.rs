@@ -177,7 +177,13 @@ fn serve(
         report.clone(),
     );
     server.add_service(admin.with_threads(SIDE_THREADS));
-    server.add_service(background_service("readiness", ReadinessWatcher(readiness)));
+    server.add_service(background_service(
+        "readiness",
+        ReadinessWatcher {
+            readiness,
+            pid_file: config.server.pid_file.clone(),
+        },
+    ));
     server.add_service(background_service(
         "health checks",
         HealthChecks { live: live.clone() },

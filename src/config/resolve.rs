@@ -61,6 +61,8 @@ fn admin_token(f: &file::Admin, env: &dyn Fn(&str) -> Option<String>) -> Result<
                 "a string, or ${env:NAME} (an unset variable is an error)",
             )
         })?;
+    // A token read from a file (a Kubernetes Secret, an env file) often ends with a newline.
+    let token = token.trim_end_matches(['\n', '\r']).to_owned();
     if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ConfigError::invalid(
             key,

@@ -44,8 +44,13 @@ impl Readiness {
 }
 
 /// A background service that flips readiness off as soon as pingora signals shutdown
-/// (SIGTERM, or SIGQUIT once the sockets have been handed to a new process).
-pub struct ReadinessWatcher(pub Readiness);
+/// (SIGTERM, or SIGQUIT once the sockets have been handed to a new process), and tells systemd
+/// the service is stopping — unless the pid file names another process: then this one handed
+/// its sockets over, and the service goes on in the new one (which said `MAINPID=`).
+pub struct ReadinessWatcher {
+    pub readiness: Readiness,
+    pub pid_file: String,
+}
 
 #[async_trait]
 impl BackgroundService for ReadinessWatcher {
@@ -56,7 +61,12 @@ impl BackgroundService for ReadinessWatcher {
             }
         }
         log::info!("shutdown started: /readyz now answers 503");
-        self.0.set_not_ready();
+        let own = std::process::id().to_string();
+        let named = std::fs::read_to_string(&self.pid_file).unwrap_or_default();
+        if named.trim() == own || named.trim().is_empty() {
+            crate::io::notify::stopping();
+        }
+        self.readiness.set_not_ready();
     }
 }
 
@@ -149,12 +159,16 @@ fn presented_token(value: &str) -> Option<String> {
     None
 }
 
-/// Compares without returning early, so that timing does not tell how much of a guess matched.
+/// Compares the SHA-256 digests without returning early, so that timing tells neither how much
+/// of a guess matched nor the token's length.
 fn same(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    let digest = |x: &[u8]| ring::digest::digest(&ring::digest::SHA256, x);
+    let (a, b) = (digest(a), digest(b));
+    a.as_ref()
+        .iter()
+        .zip(b.as_ref())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 /// What the admin listener asks the gateway (the runtime answers).

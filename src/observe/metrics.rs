@@ -285,13 +285,13 @@ impl Metrics {
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "mediagate_build_info",
-                "Always 1; labels carry the build's version.",
+                "Always 1; labels carry the build's version and git commit.",
             ),
-            &["version"],
+            &["version", "commit"],
         )?;
         registry.register(Box::new(build_info.clone()))?;
         build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), env!("MEDIAGATE_COMMIT")])
             .set(1);
         let start_time = Gauge::new(
             "mediagate_start_time_seconds",
@@ -427,7 +427,7 @@ mod tests {
             "mediagate_validation_failures_total{route=\"/api/v1/sessions\",rule=\"type\"} 1",
             "mediagate_upstream_healthy{upstream=\"local\"} 1",
             "mediagate_events_total{event_type=\"ping\"} 0",
-            "mediagate_build_info{version=",
+            "mediagate_build_info{commit=",
         ] {
             assert!(text.contains(name), "missing {name}");
         }

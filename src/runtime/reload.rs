@@ -258,10 +258,12 @@ impl BackgroundService for ReloadOnSighup {
             }
             attempts += 1;
             let live = self.live.clone();
+            crate::io::notify::reloading();
             let outcome = tokio::task::spawn_blocking(move || live.reload())
                 .await
                 .unwrap_or_else(|e| Outcome::Failed(format!("the reload task failed: {e}")));
             let message = outcome.message();
+            crate::io::notify::reloaded(&message);
             match outcome {
                 Outcome::Reloaded(_) => log::info!("SIGHUP: {message}"),
                 _ => log::error!("SIGHUP: {message}"),

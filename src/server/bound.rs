@@ -2,7 +2,8 @@
 //! diagnostic log names each listener and its address, and, with `run --ready-file PATH`, a
 //! JSON object `{"gateway": "127.0.0.1:8080", "admin": ..., "emulator": ...}` is written to PATH
 //! (atomically: written to a temporary file, then renamed). With port 0 in the configuration
-//! this is how a supervisor or a test learns the ports the kernel chose.
+//! this is how a supervisor or a test learns the ports the kernel chose. Under systemd
+//! (`NOTIFY_SOCKET`), that moment is also `READY=1` (`io::notify`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -40,6 +41,7 @@ impl Bound {
         };
         let line: Vec<String> = all.iter().map(|(n, a)| format!("{n}={a}")).collect();
         log::info!("listening: {}", line.join(" "));
+        crate::io::notify::ready();
         if let Some(path) = &self.0.ready_file {
             if let Err(e) = write_atomically(path, &all) {
                 log::error!("cannot write the ready file {}: {e}", path.display());
