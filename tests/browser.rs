@@ -7,7 +7,6 @@
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::process::Command;
 use testkit::{request, Gateway, Options};
 
 /// Serves `page` at `/` to every connection, on a port of its own (another origin).
@@ -86,22 +85,8 @@ fn a_browser_player_on_another_origin_drives_a_session_through_the_gateway() {
     let origin = serve_page(page);
     assert_ne!(origin.port(), gw.addr.port(), "another origin");
     let profile = testkit::scratch_dir("chromium");
-    let out = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--virtual-time-budget=10000",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("http://{origin}/"))
-        .output()
-        .expect("chromium runs (scripts/setup.sh test installs it)");
+    let url = format!("http://{origin}/");
+    let out = testkit::chromium(&profile, &["--dump-dom", &url]);
     let dom = String::from_utf8_lossy(&out.stdout);
     let result = dom
         .split("<pre id=\"result\">")

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use testkit::{poll, request, toml, Gateway, Options};
+use testkit::{poll, request, Gateway};
 
 fn repo_path(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
@@ -460,14 +460,7 @@ fn drive_traffic(gw: &Gateway) -> u64 {
 #[test]
 fn every_dashboard_query_returns_data_from_a_real_prometheus_scraping_the_gateway() {
     let started = Instant::now();
-    let spool = testkit::scratch_dir("spool");
-    let gw = Gateway::start(Options {
-        tables: toml(&format!(
-            "[quarantine]\ndir = \"{}\"\n[sessions]\nreorder_window_ms = 0\n",
-            spool.display()
-        )),
-        ..Options::default()
-    });
+    let gw = quarantined_gateway();
     let rules = repo_path("deploy/prometheus/alerts.yml");
     let prometheus = Prometheus::start(&format!(
         "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
@@ -651,7 +644,6 @@ fn every_dashboard_query_returns_data_from_a_real_prometheus_scraping_the_gatewa
         started.elapsed(),
         scraped
     );
-    let _ = std::fs::remove_dir_all(&spool);
 }
 
 #[test]

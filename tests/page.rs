@@ -8,30 +8,9 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::path::Path;
-use std::process::Command;
-use testkit::{request, toml, Gateway, Options};
+use testkit::{chromium, request};
 
 const T0: i64 = 1_768_507_200_000;
-
-fn chromium(profile: &Path, args: &[&str]) -> std::process::Output {
-    let mut cmd = Command::new("chromium");
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-        "--virtual-time-budget=5000",
-    ]);
-    cmd.arg(format!("--user-data-dir={}", profile.display()));
-    cmd.args(args);
-    cmd.output()
-        .expect("chromium runs (scripts/setup.sh test installs it)")
-}
 
 /// The text of the element carrying `data-field="<field>"` (after `from`, when given).
 fn field<'a>(dom: &'a str, field: &str, from: Option<&str>) -> Option<&'a str> {
@@ -60,14 +39,7 @@ fn body(player: &str, bad: bool) -> Vec<u8> {
 
 #[test]
 fn the_page_shows_what_quality_says_in_a_real_browser() {
-    let spool = testkit::scratch_dir("spool");
-    let gw = Gateway::start(Options {
-        tables: toml(&format!(
-            "[quarantine]\ndir = \"{}\"\n[sessions]\nreorder_window_ms = 0\n",
-            spool.display()
-        )),
-        ..Options::default()
-    });
+    let gw = quarantined_gateway();
     // Test traffic: invalid starts from two players, a session that ends and is called again.
     for (player, n) in [("Acme TV", 3), ("web-player", 2)] {
         for _ in 0..n {

@@ -291,17 +291,21 @@ fn refused_calls_are_kept_redacted_by_default_and_replayed_when_hashed_by_the_pr
             .collect()
     };
     let known = sids();
+    let fixed = fixed.display().to_string();
+    let replay = || {
+        cli(&[
+            "quarantine",
+            "replay",
+            "--dir",
+            &dir,
+            "--config",
+            &fixed,
+            "--to",
+            &to,
+        ])
+    };
     let before = gw.emulator_requests();
-    let (code, out, err) = cli(&[
-        "quarantine",
-        "replay",
-        "--dir",
-        &dir,
-        "--config",
-        &fixed.display().to_string(),
-        "--to",
-        &to,
-    ]);
+    let (code, out, err) = replay();
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("  201  "), "{out}");
     assert_eq!(gw.emulator_requests(), before + 1);
@@ -312,16 +316,7 @@ fn refused_calls_are_kept_redacted_by_default_and_replayed_when_hashed_by_the_pr
     assert!(session.contains(&hashed), "{session}");
     assert!(!session.contains("visitor-123"), "{session}");
     // Replayed once: a second replay skips it.
-    let (code, out, _) = cli(&[
-        "quarantine",
-        "replay",
-        "--dir",
-        &dir,
-        "--config",
-        &fixed.display().to_string(),
-        "--to",
-        &to,
-    ]);
+    let (code, out, _) = replay();
     assert_eq!(code, 0);
     assert!(out.contains("replayed already"), "{out}");
     assert_eq!(gw.emulator_requests(), before + 1);

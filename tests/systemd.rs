@@ -130,7 +130,14 @@ fn ready_reload_and_an_upgrade_are_told_to_the_service_manager() {
         manager.seen
     );
 
-    // The new process stops on SIGTERM, and says so.
+    // The new process stops on SIGTERM, and says so. It is asked once it serves on the
+    // inherited admin socket (its signal handling is set up by then).
+    let serving = testkit::poll(Duration::from_secs(10), || {
+        testkit::request(gw.admin, "GET", "/readyz", &[], b"")
+            .ok()
+            .filter(|r| r.status == 200)
+    });
+    assert!(serving.is_some(), "the new process serves /readyz");
     let _ = Command::new("kill")
         .args(["-TERM", &new_pid.to_string()])
         .status();

@@ -147,3 +147,16 @@ pub fn eventually(gw: &Gateway, what: &str, want: f64, f: impl Fn(&Gateway) -> f
     });
     assert_eq!(last, want, "{what}\n{}", gw.stderr());
 }
+
+/// A gateway in front of an emulator with the quarantine on (in a scratch directory) and no
+/// reorder window: session findings are judged at once.
+pub fn quarantined_gateway() -> Gateway {
+    let spool = testkit::scratch_dir("spool");
+    Gateway::start(testkit::Options {
+        tables: testkit::toml(&format!(
+            "[quarantine]\ndir = \"{}\"\n[sessions]\nreorder_window_ms = 0\n",
+            spool.display()
+        )),
+        ..testkit::Options::default()
+    })
+}

@@ -2,18 +2,20 @@
 //! with the ports it got read back ([`Gateway`], [`Emulator`]), configuration written from
 //! `toml` values ([`Options`], [`toml`]), ports held so nobody else takes them ([`HeldPort`]),
 //! a small HTTP/1.1 client with a timeout on every read and write ([`http`]), and a scripted
-//! upstream that answers whatever a test needs, byte for byte ([`Scripted`]), and a real
-//! `redis-server` ([`RedisServer`]).
+//! upstream that answers whatever a test needs, byte for byte ([`Scripted`]), a real
+//! `redis-server` ([`RedisServer`]) and headless Chromium ([`chromium()`]).
 //!
 //! **May use:** std, `toml`, `serde_json`, `socket2`. Nothing of mediagate's own code: the tests
 //! see the gateway from outside, as players and operators do.
 
+pub mod chromium;
 pub mod gateway;
 pub mod http;
 pub mod ports;
 pub mod redis;
 pub mod upstream;
 
+pub use chromium::chromium;
 pub use gateway::{binary, metric_value, scratch_dir, sid_of, Emulator, Gateway, Options};
 pub use http::{request, Conn, Response};
 pub use ports::HeldPort;
