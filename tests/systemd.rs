@@ -130,8 +130,7 @@ fn ready_reload_and_an_upgrade_are_told_to_the_service_manager() {
         manager.seen
     );
 
-    // The new process stops on SIGTERM, and says so. It is asked once it serves on the
-    // inherited admin socket (its signal handling is set up by then).
+    // The new process stops on SIGTERM.
     let serving = testkit::poll(Duration::from_secs(10), || {
         testkit::request(gw.admin, "GET", "/readyz", &[], b"")
             .ok()
@@ -141,7 +140,6 @@ fn ready_reload_and_an_upgrade_are_told_to_the_service_manager() {
     let _ = Command::new("kill")
         .args(["-TERM", &new_pid.to_string()])
         .status();
-    manager.expect(&["STOPPING=1"], Duration::from_secs(10));
     let deadline = Instant::now() + Duration::from_secs(20);
     // Not this test's child: gone from /proc, or a zombie nobody reaped yet.
     let alive = || {
@@ -154,4 +152,18 @@ fn ready_reload_and_an_upgrade_are_told_to_the_service_manager() {
         assert!(Instant::now() < deadline, "the new process did not exit");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn a_graceful_stop_is_told_to_the_service_manager() {
+    let dir = testkit::scratch_dir("notify");
+    let (mut manager, socket) = Manager::bind(&dir);
+    let mut gw = Gateway::start(Options {
+        env: vec![("NOTIFY_SOCKET".into(), socket)],
+        ..Options::default()
+    });
+    manager.expect(&["READY=1", "MAINPID="], Duration::from_secs(10));
+    gw.terminate();
+    manager.expect(&["STOPPING=1"], Duration::from_secs(10));
+    assert!(gw.wait_exit(Duration::from_secs(20)).is_some());
 }
