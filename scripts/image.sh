@@ -32,7 +32,11 @@ if ! $sudo podman image exists localhost/mediagate-rust:bookworm; then
     "$work/rust.tar" "$sources"
   $sudo podman import "$work/rust.tar" localhost/mediagate-rust:bookworm
 fi
-$sudo podman build \
+# The host's CA bundle for the build's downloads (crates.io): a machine behind a TLS-inspecting
+# proxy trusts its CA there, and the bases' own bundle would not.
+certs=()
+[ -f /etc/ssl/certs/ca-certificates.crt ] && certs=(--volume /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro)
+$sudo podman build "${certs[@]}" \
   --build-arg RUST_IMAGE=localhost/mediagate-rust:bookworm \
   --build-arg BASE_IMAGE=localhost/mediagate-base:bookworm \
   --build-arg MEDIAGATE_COMMIT="$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)" \
