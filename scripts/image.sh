@@ -66,4 +66,4 @@ for _ in $(seq 1 50); do
 done
 $sudo podman logs "$name" 2>&1 | tail -5 || true
 $sudo podman stop -t 2 "$name" >/dev/null 2>&1 || true
-[ $ok -eq 0 ] && echo "image: localhost/mediagate:local builds and answers /healthz" || { echo "image: the container did not answer /healthz" >&2; exit 1; }
+[ $ok -eq 0 ] && echo "image: localhost/mediagate:local builds and answers /readyz" || { echo "image: the container did not answer /readyz" >&2; exit 1; }
