@@ -1,9 +1,7 @@
 //! `mediagate health`: one `GET` to the admin listener (`/readyz` by default), exit 0 on 200 —
-//! for a container's `HEALTHCHECK` on an image that has no curl. Plain HTTP/1.1 on `std`, with a
-//! deadline on every step.
+//! for a container's `HEALTHCHECK` on an image that has no curl (one `cli::http` exchange).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -25,18 +23,6 @@ fn probe(addr: &str, path: &str, timeout: Duration) -> std::io::Result<u16> {
     let addr: SocketAddr = addr
         .parse()
         .map_err(|_| std::io::Error::other("--addr: an IP address with a port"))?;
-    let mut s = TcpStream::connect_timeout(&addr, timeout)?;
-    s.set_read_timeout(Some(timeout))?;
-    s.set_write_timeout(Some(timeout))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
-    )?;
-    let mut head = Vec::new();
-    s.take(4096).read_to_end(&mut head)?;
-    let text = String::from_utf8_lossy(&head);
-    text.strip_prefix("HTTP/1.")
-        .and_then(|t| t.get(2..5))
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| std::io::Error::other("not an HTTP/1 answer"))
+    let request = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+    super::http::exchange(addr, request.as_bytes(), timeout, 4096).map(|(status, _)| status)
 }

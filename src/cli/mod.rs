@@ -5,6 +5,7 @@
 //! and its `Opt` is built in [`run`].
 
 mod health;
+mod http;
 mod quarantine;
 mod reload;
 mod run;

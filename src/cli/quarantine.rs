@@ -12,8 +12,7 @@
 //! (`--again` sends it anyway). Plain `http://` upstreams only.
 
 use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -256,30 +255,14 @@ impl Target {
         let addr = std::net::ToSocketAddrs::to_socket_addrs(&(self.host.as_str(), self.port))?
             .next()
             .ok_or_else(|| std::io::Error::other("no address"))?;
-        let mut s = TcpStream::connect_timeout(&addr, timeout)?;
-        s.set_read_timeout(Some(timeout))?;
-        s.set_write_timeout(Some(timeout))?;
         let head = format!(
             "POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nuser-agent: mediagate-quarantine-replay\r\nconnection: close\r\n\r\n",
             self.authority,
             body.len()
         );
-        s.write_all(head.as_bytes())?;
-        s.write_all(body)?;
-        let mut answer = Vec::new();
-        s.take(64 * 1024).read_to_end(&mut answer)?;
-        let text = String::from_utf8_lossy(&answer);
-        let status = text
-            .split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .filter(|_| text.starts_with("HTTP/1."))
-            .ok_or_else(|| std::io::Error::other("the answer is not HTTP/1.x"))?;
-        let body = text
-            .split_once("\r\n\r\n")
-            .map_or("", |(_, b)| b)
-            .to_owned();
-        Ok((status, body))
+        let mut request = head.into_bytes();
+        request.extend_from_slice(body);
+        super::http::exchange(addr, &request, timeout, 64 * 1024)
     }
 }
 

@@ -99,14 +99,7 @@ pub(super) fn keep(rt: &Runtime, ex: &Exchange<'_>, ctx: &RequestCtx, kept: Kept
         })
         .collect();
     let path = head.uri.path_and_query().map_or("/", |p| p.as_str());
-    let rules = {
-        let host = head
-            .headers
-            .get("host")
-            .and_then(|v| v.to_str().ok())
-            .or_else(|| head.uri.host());
-        rt.config.enrich.select(host, head.uri.path())
-    };
+    let rules = super::rule_set(rt, ex);
     let handled = rules.privacy_params();
     let hash = |v: &str| rules.hash_value(v).unwrap_or_default();
     let has_secret = rules.hash_value("").is_some();

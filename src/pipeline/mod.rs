@@ -538,13 +538,7 @@ impl Pass<'_> {
 
     /// The enrichment rule set for this request (its site, or the default).
     fn rule_set(&self, ex: &Exchange<'_>) -> &enrich::RuleSet {
-        let req = &ex.head;
-        let host = req
-            .headers
-            .get("host")
-            .and_then(|v| v.to_str().ok())
-            .or_else(|| req.uri.host());
-        self.rt.config.enrich.select(host, req.uri.path())
+        rule_set(&self.rt, ex)
     }
 
     /// Step 8.
@@ -643,6 +637,17 @@ impl App for Gateway {
             .series
             .status(mcapi::route::Route::Unknown, 500);
     }
+}
+
+/// The enrichment rule set of a request (its site, by `Host` and path, or the default).
+fn rule_set<'r>(rt: &'r Runtime, ex: &Exchange<'_>) -> &'r enrich::RuleSet {
+    let req = &ex.head;
+    let host = req
+        .headers
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri.host());
+    rt.config.enrich.select(host, req.uri.path())
 }
 
 /// The answer to a call a session rule refuses: status, the violation's path, its rule in error

@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use mcapi::Policies;
-pub use ruleset::{Applied, RuleSet};
+pub use ruleset::{hex, Applied, RuleSet};
 pub use template::Template;
 use trusted::Trusted;
 

@@ -51,9 +51,17 @@ impl Applied {
     }
 }
 
-/// Lower-case hex digits (a hash is written 64 of them at a time: `format!` per byte cost a
+/// `bytes` in lower-case hex (a hash is written 64 digits at a time: `format!` per byte cost a
 /// microsecond per hashed param).
-const HEX: &[u8; 16] = b"0123456789abcdef";
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
+}
 
 pub struct RuleSet {
     pub name: String,
@@ -204,13 +212,7 @@ impl RuleSet {
     /// secret is configured.
     pub fn hash_value(&self, value: &str) -> Option<String> {
         let key = self.hash_key.as_ref()?;
-        let tag = hmac::sign(key, value.as_bytes());
-        let mut out = String::with_capacity(64);
-        for b in tag.as_ref() {
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 15)]));
-        }
-        Some(out)
+        Some(hex(hmac::sign(key, value.as_bytes()).as_ref()))
     }
 
     pub fn has_body_rules(&self) -> bool {
@@ -330,13 +332,7 @@ impl RuleSet {
             if let (Some(hash_key), true) = (&self.hash_key, self.hash.iter().any(|h| h == key)) {
                 if let Some(value) = json::as_str(m.value) {
                     let tag = hmac::sign(hash_key, value.as_bytes());
-                    let mut quoted = Vec::with_capacity(66);
-                    quoted.push(b'"');
-                    for byte in tag.as_ref() {
-                        quoted.push(HEX[usize::from(byte >> 4)]);
-                        quoted.push(HEX[usize::from(byte & 15)]);
-                    }
-                    quoted.push(b'"');
+                    let quoted = format!("\"{}\"", hex(tag.as_ref())).into_bytes();
                     out.member(key, &quoted);
                     applied.params_hashed += 1;
                     changed = true;
