@@ -12,14 +12,20 @@ NAMES = {
     "upstream": "upstream (direct)",
     "nginx": "nginx proxy",
     "nginx-lua": "nginx + Lua",
+    "haproxy": "HAProxy",
+    "mediagate-floor": "mediagate floor (pass-through)",
     "mediagate": "mediagate",
+    "mediagate-b": "mediagate B",
     "mediagate-redis": "mediagate, Redis store",
 }
-ORDER = ["upstream", "nginx", "nginx-lua", "mediagate", "mediagate-redis"]
+ORDER = ["upstream", "nginx", "haproxy", "nginx-lua", "mediagate-floor", "mediagate",
+         "mediagate-b", "mediagate-redis"]
 BODY_ORDER = ["sessionStart", "ping", "sessionPing"]
 
-# Issue 5's goal, at 50 connections, against nginx as a plain proxy.
-GOAL_CPU = 0.8
+# Issue 15's goal, at 50 connections, against nginx and HAProxy as plain proxies (the stretch:
+# 0.8x nginx's CPU).
+GOAL_CPU = 1.0
+STRETCH_CPU = 0.8
 GOAL_RPS = 1.0
 GOAL_P99 = 1.0
 GOAL_IDLE_KB = 2.5
@@ -58,7 +64,7 @@ def main():
     out = []
     w = out.append
 
-    w("# mediagate load benchmark (issue 5)")
+    w("# mediagate load benchmark")
     w("")
     w(f"Run {meta.get('date', '?')} by `make bench` (bench/run.sh).")
     w("")
@@ -71,11 +77,15 @@ def main():
         ("kernel", "kernel"),
         ("loadavg", "load average at start"),
         ("nginx", "nginx"),
+        ("haproxy", "HAProxy"),
         ("lua", "Lua"),
         ("wrk", "wrk"),
         ("mediagate", "mediagate (git)"),
         ("binary", "mediagate binary"),
+        ("b", "mediagate B (binary, config)"),
     ]:
+        if key == "b" and key not in meta:
+            continue
         w(f"| {label} | {meta.get(key, '?')} |")
     w("")
     w(
@@ -83,9 +93,12 @@ def main():
         f"{meta.get('duration', '?')} s measured per cell; every proxy is a fresh process for each "
         "cell; no CPU pinning (wrk, the proxy and the upstream share the cores). Upstream: nginx, "
         "2 workers, `return 201/204`, no access log. nginx proxies: 1 worker, keepalive 64 to the "
-        "upstream, access log to a file (buffer=64k flush=100ms). mediagate: "
+        "upstream, access log to a file (buffer=64k flush=100ms). HAProxy: bench/haproxy.cfg, 1 "
+        "thread, default `http-reuse safe`, httplog lines into an in-memory ring. mediagate: "
         f"{meta.get('config', 'bench/mediagate.toml')} (bench/mediagate.toml: shipped defaults, 2 "
-        "threads, validation enforce, one enrichment param, access log to a file, metrics on). "
+        "threads, validation enforce, one enrichment param, access log to a file, metrics and the "
+        "session tracker (memory store) on); mediagate floor: the same with `[bench] "
+        "pass_through = true` (no validation, enrichment, metrics, log or tracking). "
         "Bodies: tests/fixtures/session-start.json (624 B) to /api/v1/sessions, "
         "tests/fixtures/ping.json (70 B) to /api/v1/sessions/{sid}/events. "
         f"ulimit -n {meta.get('ulimit', '?')}."
@@ -179,25 +192,49 @@ def main():
             )
         w("")
 
-        w("## Ratios against nginx as a plain proxy")
-        w("")
-        w("Each value is target ÷ nginx proxy in the same run, same body, same connections. "
-          "CPU/req and p99: lower is better; req/s: higher is better.")
-        w("")
-        w("| body | conns | target | CPU/req | req/s | p99 |")
-        w("| --- | ---: | --- | ---: | ---: | ---: |")
-        for (target, body, conns) in sorted(
-                cells, key=lambda k: (body_key(k[1]), k[2], order_key(k[0]))):
-            if target == "nginx" or ("nginx", body, conns) not in cells:
+        for base in ("nginx", "haproxy"):
+            if not any(k[0] == base for k in cells):
                 continue
-            c = cells[(target, body, conns)]
-            n = cells[("nginx", body, conns)]
-            w(
-                f"| {body} | {conns} | {NAMES.get(target, target)} | "
-                f"{ratio(c['cpu_us'], n['cpu_us']):.2f}× | {ratio(c['rps'], n['rps']):.2f}× | "
-                f"{ratio(c['p99'], n['p99']):.2f}× |"
-            )
-        w("")
+            w(f"## Ratios against {NAMES[base]}")
+            w("")
+            w(f"Each value is target ÷ {NAMES[base]} in the same run, same body, same "
+              "connections. CPU/req and p99: lower is better; req/s: higher is better.")
+            w("")
+            w("| body | conns | target | CPU/req | req/s | p99 |")
+            w("| --- | ---: | --- | ---: | ---: | ---: |")
+            for (target, body, conns) in sorted(
+                    cells, key=lambda k: (body_key(k[1]), k[2], order_key(k[0]))):
+                if target == base or (base, body, conns) not in cells:
+                    continue
+                c = cells[(target, body, conns)]
+                n = cells[(base, body, conns)]
+                w(
+                    f"| {body} | {conns} | {NAMES.get(target, target)} | "
+                    f"{ratio(c['cpu_us'], n['cpu_us']):.2f}× | {ratio(c['rps'], n['rps']):.2f}× | "
+                    f"{ratio(c['p99'], n['p99']):.2f}× |"
+                )
+            w("")
+        floor_keys = [k for k in cells if k[0] == "mediagate-floor" and ("mediagate",) + k[1:] in cells]
+        if floor_keys:
+            w("## The floor: framework against work")
+            w("")
+            w("The floor is mediagate with `[bench] pass_through` (runtime, threads, sockets, "
+              "HTTP framing, the upstream pool, Location); the work is everything else "
+              "(validation, enrichment, metrics, access log, session tracker): mediagate's CPU "
+              "per request less the floor's, in the same run.")
+            w("")
+            w("| body | conns | floor CPU-µs/req | work CPU-µs/req | floor ÷ nginx | floor ÷ HAProxy |")
+            w("| --- | ---: | ---: | ---: | ---: | ---: |")
+            for (_t, body, conns) in sorted(floor_keys, key=lambda k: (body_key(k[1]), k[2])):
+                f = cells[("mediagate-floor", body, conns)]
+                m = cells[("mediagate", body, conns)]
+                vs = []
+                for base in ("nginx", "haproxy"):
+                    b = cells.get((base, body, conns))
+                    vs.append(f"{ratio(f['cpu_us'], b['cpu_us']):.2f}×" if b else "")
+                w(f"| {body} | {conns} | {f['cpu_us']:.1f} | {m['cpu_us'] - f['cpu_us']:.1f} | "
+                  f"{vs[0]} | {vs[1]} |")
+            w("")
         if any(k[0] == "mediagate" and k[0] != "nginx-lua" for k in cells) and any(
                 k[0] == "nginx-lua" for k in cells):
             w("mediagate ÷ nginx + Lua (the peer doing the same job):")
@@ -278,24 +315,33 @@ def main():
         w("")
 
     if any(k[0] == "mediagate" and k[2] == 50 for k in cells) or "mediagate" in idle_kb:
-        w("## Issue 5's goal (mediagate against nginx proxy, 50 connections)")
+        w("## Issue 15's goal (mediagate, everything on, 50 connections)")
         w("")
         w("| check | goal | measured | |")
         w("| --- | --- | ---: | --- |")
         for body in sorted({k[1] for k in cells}, key=body_key):
             m = cells.get(("mediagate", body, 50))
-            n = cells.get(("nginx", body, 50))
-            if not m or not n:
+            if not m:
                 continue
-            for label, goal, value, ok in [
-                ("CPU per request", f"≤ {GOAL_CPU}×", ratio(m["cpu_us"], n["cpu_us"]),
-                 lambda v: v <= GOAL_CPU),
-                ("requests/s", f"≥ {GOAL_RPS}×", ratio(m["rps"], n["rps"]),
-                 lambda v: v >= GOAL_RPS),
-                ("p99 latency", f"≤ {GOAL_P99}×", ratio(m["p99"], n["p99"]),
-                 lambda v: v <= GOAL_P99),
-            ]:
-                w(f"| {body}: {label} | {goal} | {value:.2f}× | {'met' if ok(value) else 'not met'} |")
+            for base in ("nginx", "haproxy"):
+                n = cells.get((base, body, 50))
+                if not n:
+                    continue
+                for label, goal, value, ok in [
+                    ("CPU per request", f"≤ {GOAL_CPU}×", ratio(m["cpu_us"], n["cpu_us"]),
+                     lambda v: v <= GOAL_CPU),
+                    ("requests/s", f"≥ {GOAL_RPS}×", ratio(m["rps"], n["rps"]),
+                     lambda v: v >= GOAL_RPS),
+                    ("p99 latency", f"≤ {GOAL_P99}×", ratio(m["p99"], n["p99"]),
+                     lambda v: v <= GOAL_P99),
+                ]:
+                    w(f"| {body}, vs {NAMES[base]}: {label} | {goal} | {value:.2f}× | "
+                      f"{'met' if ok(value) else 'not met'} |")
+            n = cells.get(("nginx", body, 50))
+            if n:
+                v = ratio(m["cpu_us"], n["cpu_us"])
+                w(f"| {body}, vs nginx: CPU per request (stretch) | ≤ {STRETCH_CPU}× | {v:.2f}× | "
+                  f"{'met' if v <= STRETCH_CPU else 'not met'} |")
         if "mediagate" in idle_kb:
             v = idle_kb["mediagate"]
             w(f"| idle keep-alive connection | ≤ {GOAL_IDLE_KB} KB | {v:.2f} KB | "
@@ -375,7 +421,7 @@ def main():
                 us = f"{rest / 100 * cpu_us:.1f}" if cpu_us else ""
                 w(f"| other (groups under 0.5%) | {rest:.1f}% | {us} |")
             w("")
-            if target == "mediagate":
+            if target.startswith("mediagate"):
                 w("Top symbols:")
                 w("")
                 w("| share | library | symbol |")

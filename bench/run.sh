@@ -4,7 +4,11 @@
 #   upstream   straight to the bench upstream (the limit)
 #   nginx      nginx as a plain reverse proxy with proxy_redirect (no validation)
 #   nginx-lua  nginx validating bodies in access_by_lua with lua-cjson (the peer)
-#   mediagate  mediagate: validation enforce, enrichment, Location rewriting, metrics, access log
+#   haproxy    HAProxy as a plain reverse proxy, one thread, http-reuse safe (no validation)
+#   mediagate-floor  mediagate with [bench] pass_through: no validation, enrichment, metrics,
+#              log or session tracking (the framework's own cost)
+#   mediagate  mediagate: validation enforce, enrichment, Location rewriting, metrics, access
+#              log, the session tracker (memory store)
 # For each: req/s, p50/p99 latency, CPU-µs per request of the proxy process (from /proc),
 # peak RSS, for sessionStart bodies and pings, at 50 and 1000 connections; then the memory
 # held by 10 000 idle keep-alive client connections; then syscalls per request (perf stat); then
@@ -15,17 +19,17 @@
 #
 # Environment (defaults in brackets):
 #   BENCH_WARMUP [2] / BENCH_DURATION [8]   seconds of warm-up / measured load per cell
-#   BENCH_TARGETS ["upstream nginx nginx-lua mediagate"]
+#   BENCH_TARGETS ["upstream nginx haproxy nginx-lua mediagate-floor mediagate"]
 #   BENCH_BODIES ["sessionStart ping"]      BENCH_CONNS ["50 1000"]
 #   BENCH_REPEAT [1]                        rounds of all cells; the report keeps each cell's median
 #   BENCH_IDLE_CONNS [10000]                0 skips the idle-connection test
-#   BENCH_IDLE_TARGETS ["nginx nginx-lua mediagate"]
+#   BENCH_IDLE_TARGETS ["nginx haproxy nginx-lua mediagate"]
 #   BENCH_SYSCALLS [1]                      0 skips the perf stat syscall counts
 #   BENCH_SESSION_STORE [1]                 0 skips the session store cells (memory vs redis)
 #   BENCH_STORE_SESSIONS [2000]             sessions the store cells' pings are spread over
 #   BENCH_SYSCALL_DURATION [5]              seconds of load under perf stat / perf record
 #   BENCH_PROFILE [1]                       0 skips the CPU profiles (perf record)
-#   BENCH_PROFILE_TARGETS ["nginx mediagate"]
+#   BENCH_PROFILE_TARGETS ["nginx haproxy mediagate-floor mediagate"]
 #   BENCH_OUT [bench/results]               where the report goes
 #   BENCH_KEEP [0]                          1 keeps the scratch directory (logs, raw outputs)
 #   BENCH_QUIET_WAIT [60]                   seconds to wait before a cell for a quiet machine
@@ -33,6 +37,10 @@
 #                                           this % of a core is measured again, at most this often
 #   MEDIAGATE_BIN [target/release/mediagate] (built with cargo build --release when missing)
 #   BENCH_MEDIAGATE_CONFIG [bench/mediagate.toml] another config, same ports, for experiments
+#   MEDIAGATE_B_BIN [MEDIAGATE_BIN] / BENCH_MEDIAGATE_B_CONFIG [BENCH_MEDIAGATE_CONFIG]
+#                                           the target mediagate-b, for an A/B of two builds or
+#                                           two configs in one run (with BENCH_REPEAT, the
+#                                           targets of a round are measured in turn)
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -41,17 +49,17 @@ FIXTURES=$ROOT/tests/fixtures
 
 WARMUP=${BENCH_WARMUP:-2}
 DURATION=${BENCH_DURATION:-8}
-TARGETS=${BENCH_TARGETS-"upstream nginx nginx-lua mediagate"}
+TARGETS=${BENCH_TARGETS-"upstream nginx haproxy nginx-lua mediagate-floor mediagate"}
 BODIES=${BENCH_BODIES-"sessionStart ping"}
 CONNS=${BENCH_CONNS-"50 1000"}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
-IDLE_TARGETS=${BENCH_IDLE_TARGETS-"nginx nginx-lua mediagate"}
+IDLE_TARGETS=${BENCH_IDLE_TARGETS-"nginx haproxy nginx-lua mediagate"}
 SYSCALLS=${BENCH_SYSCALLS:-1}
 SESSION_STORE=${BENCH_SESSION_STORE:-1}
 STORE_SESSIONS=${BENCH_STORE_SESSIONS:-2000}
 SYSCALL_DURATION=${BENCH_SYSCALL_DURATION:-5}
 PROFILE=${BENCH_PROFILE:-1}
-PROFILE_TARGETS=${BENCH_PROFILE_TARGETS-"nginx mediagate"}
+PROFILE_TARGETS=${BENCH_PROFILE_TARGETS-"nginx haproxy mediagate-floor mediagate"}
 OUT_DIR=${BENCH_OUT:-$BENCH_DIR/results}
 KEEP=${BENCH_KEEP:-0}
 QUIET_WAIT=${BENCH_QUIET_WAIT:-60}
@@ -61,6 +69,8 @@ REPEAT=${BENCH_REPEAT:-1}
 MEDIAGATE=${MEDIAGATE_BIN:-$ROOT/target/release/mediagate}
 # Another mediagate config for experiments (same ports: 18084, admin 18090).
 MEDIAGATE_CONFIG=${BENCH_MEDIAGATE_CONFIG:-$BENCH_DIR/mediagate.toml}
+MEDIAGATE_B=${MEDIAGATE_B_BIN:-$MEDIAGATE}
+MEDIAGATE_B_CONFIG=${BENCH_MEDIAGATE_B_CONFIG:-$MEDIAGATE_CONFIG}
 
 # Private ports on loopback only.
 HOST=127.0.0.1
@@ -68,6 +78,7 @@ PORT_UPSTREAM=18081
 PORT_NGINX=18082
 PORT_NGINX_LUA=18083
 PORT_MEDIAGATE=18084
+PORT_HAPROXY=18085
 PORT_MEDIAGATE_ADMIN=18090
 PORT_REDIS=18379
 SID=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
@@ -105,7 +116,8 @@ stop_proc() { # name
   [ -n "${PID[$name]:-}" ] || return 0
   # mediagate: SIGINT exits at once (SIGTERM would drain for grace_period_seconds).
   # nginx: SIGTERM is its fast shutdown; the master ends its workers.
-  case $name in mediagate | mediagate-redis) sig=INT ;; esac
+  # haproxy: SIGTERM is its hard stop.
+  case $name in mediagate*) sig=INT ;; esac
   stop_pid "${PID[$name]}" "$sig"
   unset "PID[$name]"
 }
@@ -141,6 +153,9 @@ install_tools() {
   local need=()
   command -v wrk >/dev/null 2>&1 || need+=(wrk)
   command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
+  case " $TARGETS $IDLE_TARGETS $PROFILE_TARGETS " in
+  *" haproxy "*) command -v haproxy >/dev/null 2>&1 || need+=(haproxy) ;;
+  esac
   [ -f "$LUA_MODULE" ] || need+=(libnginx-mod-http-lua)
   pkg_installed lua-cjson || need+=(lua-cjson)
   command -v curl >/dev/null 2>&1 || need+=(curl)
@@ -200,6 +215,9 @@ check_tools() {
     die "nginx Lua module not found at $LUA_MODULE (apt-get install libnginx-mod-http-lua)"
   fi
   pkg_installed lua-cjson || die "lua-cjson not installed (apt-get install lua-cjson)"
+  case " $TARGETS $IDLE_TARGETS $PROFILE_TARGETS " in
+  *" haproxy "*) command -v haproxy >/dev/null 2>&1 || die "haproxy not found (apt-get install haproxy)" ;;
+  esac
   command -v curl >/dev/null 2>&1 || die "curl not found"
   command -v python3 >/dev/null 2>&1 || die "python3 not found"
   if [ "$SYSCALLS" = 1 ]; then
@@ -217,7 +235,7 @@ check_tools() {
     fi
   fi
   case " $TARGETS $IDLE_TARGETS $PROFILE_TARGETS " in
-  *" mediagate "*) ;;
+  *" mediagate"*) ;;
   *) return 0 ;;
   esac
   if [ ! -x "$MEDIAGATE" ]; then
@@ -227,6 +245,13 @@ check_tools() {
   [ -x "$MEDIAGATE" ] || die "mediagate binary not found at $MEDIAGATE"
   "$MEDIAGATE" check -c "$MEDIAGATE_CONFIG" >/dev/null ||
     die "mediagate check -c $MEDIAGATE_CONFIG failed"
+  case " $TARGETS $PROFILE_TARGETS " in
+  *" mediagate-b "*)
+    [ -x "$MEDIAGATE_B" ] || die "MEDIAGATE_B_BIN: no binary at $MEDIAGATE_B"
+    "$MEDIAGATE_B" check -c "$MEDIAGATE_B_CONFIG" >/dev/null ||
+      die "$MEDIAGATE_B check -c $MEDIAGATE_B_CONFIG failed"
+    ;;
+  esac
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -303,7 +328,8 @@ wait_port() { # port seconds
 # directory) for every cell, so peak RSS and the idle test see only their own load.
 
 declare -A PORT=([upstream]=$PORT_UPSTREAM [nginx]=$PORT_NGINX [nginx-lua]=$PORT_NGINX_LUA
-  [mediagate]=$PORT_MEDIAGATE [mediagate-redis]=$PORT_MEDIAGATE)
+  [haproxy]=$PORT_HAPROXY [mediagate]=$PORT_MEDIAGATE [mediagate-redis]=$PORT_MEDIAGATE
+  [mediagate-floor]=$PORT_MEDIAGATE [mediagate-b]=$PORT_MEDIAGATE)
 declare -A CONF=([upstream]=upstream.conf [nginx]=nginx-proxy.conf [nginx-lua]=nginx-lua.conf)
 declare -A WORKERS=([upstream]=2 [nginx]=1 [nginx-lua]=1)
 declare -A MEASURED=() # name -> the pids whose CPU and memory are measured
@@ -329,13 +355,13 @@ start_nginx() { # name
   MEASURED[$name]=$kids
 }
 
-start_mediagate() { # [name config]
-  local name=${1:-mediagate} config=${2:-$MEDIAGATE_CONFIG} dir pid
+start_mediagate() { # [name config binary]
+  local name=${1:-mediagate} config=${2:-$MEDIAGATE_CONFIG} bin=${3:-$MEDIAGATE} dir pid
   dir=$SCRATCH/$name
   rm -rf "$dir"
   mkdir -p "$dir"
   # The access log (stdout) goes to a file, like nginx's access_log.
-  "$MEDIAGATE" run -c "$config" </dev/null >"$dir/access.log" 2>"$dir/error.log" &
+  "$bin" run -c "$config" </dev/null >"$dir/access.log" 2>"$dir/error.log" &
   pid=$!
   PID[$name]=$pid
   wait_port "$PORT_MEDIAGATE" 15 || die "mediagate did not listen on $PORT_MEDIAGATE: $(tail -5 "$dir/error.log")"
@@ -358,10 +384,34 @@ start_mediagate_redis() {
   start_mediagate mediagate-redis "$config"
 }
 
+# HAProxy in the foreground (-db), one process, one thread: measured is that process.
+start_haproxy() {
+  local dir=$SCRATCH/haproxy
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  cp "$BENCH_DIR/haproxy.cfg" "$dir/haproxy.cfg"
+  haproxy -c -q -f "$dir/haproxy.cfg" || die "haproxy -c -f bench/haproxy.cfg failed"
+  (cd "$dir" && exec haproxy -f haproxy.cfg -db) </dev/null >"$dir/stdout.log" 2>&1 &
+  PID[haproxy]=$!
+  wait_port "$PORT_HAPROXY" 10 || die "haproxy did not listen on $PORT_HAPROXY: $(tail -5 "$dir/stdout.log")"
+  MEASURED[haproxy]=${PID[haproxy]}
+}
+
+# mediagate with [bench] pass_through: the same config otherwise.
+start_mediagate_floor() {
+  local config=$SCRATCH/mediagate-floor.toml
+  { cat "$MEDIAGATE_CONFIG"; printf '\n[bench]\npass_through = true\n'; } >"$config"
+  "$MEDIAGATE" check -c "$config" >/dev/null || die "mediagate check -c $config failed"
+  start_mediagate mediagate-floor "$config"
+}
+
 start_target() { # name
   case $1 in
   upstream) ;; # always running
+  haproxy) start_haproxy ;;
+  mediagate-floor) start_mediagate_floor ;;
   mediagate) start_mediagate ;;
+  mediagate-b) start_mediagate mediagate-b "$MEDIAGATE_B_CONFIG" "$MEDIAGATE_B" ;;
   mediagate-redis) start_mediagate_redis ;;
   *) start_nginx "$1" ;;
   esac
@@ -406,7 +456,7 @@ verify_target() { # name
   [ "$location" = "/api/v1/sessions/$SID" ] ||
     die "$name: sessionStart Location '$location', expected /api/v1/sessions/$SID"
   size=$(wc -c <"$FIXTURES/session-start.json")
-  if [ "$name" = nginx-lua ] || [ "${name%-redis}" = mediagate ]; then
+  if [ "$name" = nginx-lua ] || [ "${name%-redis}" = mediagate ] || [ "$name" = mediagate-b ]; then
     # The enriched body (media.streamType added) must be what reached the upstream.
     if [ -n "$length" ] && [ "$length" -le "$size" ]; then
       die "$name: the upstream received $length bytes, not an enriched body (> $size)"
@@ -414,7 +464,7 @@ verify_target() { # name
   fi
   out=$(post "$port" "/api/v1/sessions/$SID/events" "$FIXTURES/ping.json")
   [ "${out%%$'\t'*}" = 204 ] || die "$name: ping answered '${out%%$'\t'*}', expected 204"
-  if [ "$name" = nginx-lua ] || [ "${name%-redis}" = mediagate ]; then
+  if [ "$name" = nginx-lua ] || [ "${name%-redis}" = mediagate ] || [ "$name" = mediagate-b ]; then
     out=$(post "$port" /api/v1/sessions "$FIXTURES/invalid/x01-sessions.json")
     [ "${out%%$'\t'*}" = 400 ] || die "$name: invalid sessionStart answered '${out%%$'\t'*}', expected 400"
     bad=$SCRATCH/bad-event.json
@@ -672,7 +722,7 @@ main() {
   fi
 
   local port
-  for port in $PORT_UPSTREAM $PORT_NGINX $PORT_NGINX_LUA $PORT_MEDIAGATE $PORT_MEDIAGATE_ADMIN $PORT_REDIS; do
+  for port in $PORT_UPSTREAM $PORT_NGINX $PORT_NGINX_LUA $PORT_HAPROXY $PORT_MEDIAGATE $PORT_MEDIAGATE_ADMIN $PORT_REDIS; do
     if (exec 3<>"/dev/tcp/$HOST/$port") 2>/dev/null; then
       die "port $port is already in use on $HOST (another bench running?)"
     fi
@@ -694,6 +744,7 @@ main() {
     printf 'lua\tlibnginx-mod-http-lua %s, lua-cjson %s\n' \
       "$(dpkg-query -W -f='${Version}' libnginx-mod-http-lua 2>/dev/null)" \
       "$(dpkg-query -W -f='${Version}' lua-cjson 2>/dev/null)"
+    printf 'haproxy\t%s\n' "$(haproxy -v 2>/dev/null | head -1 | awk '{print $3}')"
     printf 'wrk\t%s\n' "$(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')"
     printf 'redis\t%s\n' "$(redis-server --version 2>/dev/null | awk '{print $3}')"
     printf 'mediagate\t%s\n' "$rev"
@@ -701,6 +752,13 @@ main() {
       "$(date -u -r "$MEDIAGATE" '+%Y-%m-%d %H:%M:%S UTC' 2>/dev/null || echo '?')"
     printf 'binary_name\t%s\n' "$(basename "$MEDIAGATE")"
     printf 'config\t%s\n' "${MEDIAGATE_CONFIG#"$ROOT"/}"
+    case " $TARGETS $PROFILE_TARGETS " in
+    *" mediagate-b "*)
+      printf 'b\t%s, built %s, config %s\n' "${MEDIAGATE_B#"$ROOT"/}" \
+        "$(date -u -r "$MEDIAGATE_B" '+%Y-%m-%d %H:%M:%S UTC' 2>/dev/null || echo '?')" \
+        "${MEDIAGATE_B_CONFIG#"$ROOT"/}"
+      ;;
+    esac
     printf 'warmup\t%s\n' "$WARMUP"
     printf 'duration\t%s\n' "$DURATION"
     printf 'ulimit\t%s\n' "$want"
