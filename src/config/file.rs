@@ -37,6 +37,16 @@ pub struct File {
     #[serde(default)]
     pub quarantine: super::quality::QuarantineFile,
     pub emulator: Option<Emulator>,
+    #[serde(default)]
+    pub bench: Bench,
+}
+
+/// `[bench]`: switches for measuring the gateway itself, never for production.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Bench {
+    /// Forward every call unchecked: no validation, enrichment, metrics or access log.
+    pub pass_through: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,7 +80,7 @@ impl Default for Server {
             absolute_location: false,
             max_body_bytes: 1024 * 1024,
             threads: 2,
-            work_stealing: true,
+            work_stealing: false,
             grace_period_seconds: 5,
             graceful_shutdown_timeout_seconds: 5,
             pid_file: "/tmp/mediagate.pid".into(),

@@ -75,6 +75,10 @@ pub struct Config {
     pub quality: Quality,
     pub quarantine: Option<Quarantine>,
     pub emulator: Option<Emulator>,
+    /// `[bench] pass_through`: the benchmark's floor. Every call is relayed as it came (its
+    /// `Location` rewritten): no routing, validation, enrichment, session tracking, metrics or
+    /// access log.
+    pub pass_through: bool,
 }
 
 /// Session tracking (`[sessions]`), when it is on.

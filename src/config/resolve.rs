@@ -42,6 +42,7 @@ pub(super) fn resolve(file: file::File, env: &dyn Fn(&str) -> Option<String>) ->
         quality: super::quality::quality(&file.quality)?,
         quarantine: super::quality::quarantine(&file.quarantine)?,
         emulator: file.emulator.as_ref().map(emulator).transpose()?,
+        pass_through: file.bench.pass_through,
     })
 }
 

@@ -22,6 +22,7 @@
 //! [`headers`] and the crates; this module only strings them together with the I/O.
 
 pub mod context;
+mod floor;
 pub mod headers;
 mod keep;
 pub mod prepare;
@@ -583,6 +584,13 @@ impl App for Gateway {
             rt: self.live.load(),
             gw: self,
         };
+        if pass.rt.config.pass_through {
+            let mut ctx = RequestCtx::new(String::new(), None);
+            if pass.pass_through(ex, &mut ctx).await.is_err() {
+                ex.close_after();
+            }
+            return;
+        }
         let _inflight = InFlight::new(&pass.rt.series.metrics().inflight);
         let peer = ex.peer();
         let headers = &ex.head.headers;
