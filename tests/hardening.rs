@@ -23,8 +23,11 @@ fn no_content() -> Vec<u8> {
 }
 
 /// A gateway in front of `up`, with no health probes (every connection is a request's).
+/// One event loop: each loop keeps its own idle upstream connections, and some of these tests
+/// follow one pooled connection from request to request.
 fn in_front_of(up: &Scripted, tables: &str) -> Gateway {
     Gateway::start(Options {
+        server: toml("threads = 1\n"),
         upstream: Some(up.url()),
         tables: toml(&format!("[health_check]\nkind = \"off\"\n{tables}")),
         ..Options::default()

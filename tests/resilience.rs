@@ -438,8 +438,11 @@ impl KeepAliveUpstream {
     }
 }
 
+/// One event loop: each loop keeps its own idle upstream connections, and these tests follow
+/// one pooled connection from request to request.
 fn gateway_in_front_of(up: &KeepAliveUpstream) -> Gateway {
     Gateway::start(Options {
+        server: toml("threads = 1\n"),
         upstreams: vec![upstream("up", &up.url, "")],
         tables: toml("[health_check]\nkind = \"off\"\npassive_failures = 0\n"),
         ..Options::default()

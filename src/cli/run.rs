@@ -61,6 +61,7 @@ pub fn run(path: &Path, upgrade: bool, ready_file: Option<PathBuf>) -> ExitCode 
             }
         }
     };
+    crate::observe::allocations::init_from_env();
     diagnostics::init(&config.log.level, metrics.diagnostics_dropped.clone());
     // A reload reads the file again from wherever the process runs.
     let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
@@ -155,6 +156,9 @@ fn serve(
     );
     if let Some(acceptor) = tls {
         gateway = gateway.with_tls(acceptor);
+    }
+    if !config.server.work_stealing {
+        gateway = gateway.with_event_loops(config.server.threads);
     }
     let gateway = gateway.with_connection_limit(
         config.server.max_connections,

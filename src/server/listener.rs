@@ -1,7 +1,8 @@
 //! A listener as a pingora service: its socket (bound by `run` before the server starts, or,
 //! with `run --upgrade`, taken over from the previous process through pingora's descriptor
-//! hand-over), the accept loop, and one task per connection on the service's worker threads;
-//! TLS connections are handshaken first with pingora's rustls acceptor.
+//! hand-over), the accept loop, and one task per connection — on the listener's own event loops
+//! ([`super::loops`], the gateway's default) or on the service's pingora worker threads; TLS
+//! connections are handshaken first with pingora's rustls acceptor.
 //!
 //! Why not pingora's listening service: its per-connection task embeds the TLS handshake future
 //! and the app's boxed future, about 9 KB per connection whether it is busy or idle, more than
@@ -27,6 +28,7 @@ use tokio::sync::Semaphore;
 use super::bound::Bound;
 use super::connection;
 use super::exchange::Conn;
+use super::loops::Loops;
 use super::App;
 
 /// The listen backlog (pingora's too).
@@ -42,6 +44,8 @@ pub struct Listener<A: App> {
     tls: Option<Arc<Acceptor>>,
     app: Arc<A>,
     threads: Option<usize>,
+    /// Connections served on this many event loops of the listener's own (see `loops`).
+    loops: Option<usize>,
     report: Bound,
     limit: Option<ConnectionLimit>,
 }
@@ -83,6 +87,7 @@ impl<A: App> Listener<A> {
             tls: None,
             app,
             threads: None,
+            loops: None,
             report,
             limit: None,
         }
@@ -107,6 +112,14 @@ impl<A: App> Listener<A> {
     /// Connections are TLS, handshaken with `acceptor`.
     pub fn with_tls(mut self, acceptor: Acceptor) -> Self {
         self.tls = Some(Arc::new(acceptor));
+        self
+    }
+
+    /// Serves connections on `n` event loops of its own ([`Loops`]); the pingora service then
+    /// runs only the accept loop, on one thread.
+    pub fn with_event_loops(mut self, n: usize) -> Self {
+        self.loops = Some(n);
+        self.threads = Some(1);
         self
     }
 
@@ -170,6 +183,14 @@ impl<A: App> Service for Listener<A> {
                 crate::observe::diagnostics::exit(1, &message);
             }
         };
+        let loops = match self.loops.map(|n| Loops::start(n, self.name)) {
+            None => None,
+            Some(Ok(loops)) => Some(loops),
+            Some(Err(e)) => {
+                let message = format!("{}: cannot start its event loops: {e}", self.name);
+                crate::observe::diagnostics::exit(1, &message);
+            }
+        };
         if let Ok(addr) = listener.local_addr() {
             self.report.report(self.name, addr);
         }
@@ -212,37 +233,36 @@ impl<A: App> Service for Listener<A> {
             match accepted {
                 Ok((tcp, peer)) => {
                     let _ = tcp.set_nodelay(true);
-                    let app = self.app.clone();
-                    let tls = self.tls.clone();
-                    let shutdown = shutdown.clone();
-                    // On one of the service's worker threads, picked at random as pingora's
-                    // own listeners do (a plain `tokio::spawn` would keep every connection on
-                    // the accepting thread).
-                    pingora_runtime::current_handle().spawn(async move {
-                        // Held for as long as the connection lives.
-                        let _slot = permit.map(|(permit, open)| OpenConnection::new(permit, open));
-                        let l4 = L4Stream::from(tcp);
-                        let stream: Stream = match tls {
-                            None => Box::new(l4),
-                            Some(acceptor) => {
-                                let limit = app.settings().read_timeout;
-                                match tokio::time::timeout(limit, acceptor.tls_handshake(l4)).await
-                                {
-                                    Ok(Ok(tls)) => Box::new(tls),
-                                    Ok(Err(e)) => {
-                                        log::debug!("TLS handshake with {peer} failed: {e}");
-                                        return;
+                    let task = Task {
+                        app: self.app.clone(),
+                        tls: self.tls.clone(),
+                        shutdown: shutdown.clone(),
+                        slot: permit.map(|(permit, open)| OpenConnection::new(permit, open)),
+                        peer,
+                    };
+                    match &loops {
+                        // On one of the service's worker threads, picked at random as
+                        // pingora's own listeners do (a plain `tokio::spawn` would keep every
+                        // connection on the accepting thread).
+                        None => {
+                            pingora_runtime::current_handle().spawn(task.serve(tcp));
+                        }
+                        // A socket belongs to the runtime that registered it: it leaves the
+                        // accepting runtime and joins the chosen loop's.
+                        Some(loops) => match tcp.into_std() {
+                            Ok(std) => {
+                                let (handle, placed) = loops.place();
+                                handle.spawn(async move {
+                                    let _placed = placed;
+                                    match tokio::net::TcpStream::from_std(std) {
+                                        Ok(tcp) => task.serve(tcp).await,
+                                        Err(e) => log::debug!("connection from {peer}: {e}"),
                                     }
-                                    Err(_) => {
-                                        log::debug!("TLS handshake with {peer} timed out");
-                                        return;
-                                    }
-                                }
+                                });
                             }
-                        };
-                        let conn = Conn::with_peer(stream, Some(peer.ip()));
-                        connection::serve(&*app, conn, shutdown).await;
-                    });
+                            Err(e) => log::debug!("connection from {peer}: {e}"),
+                        },
+                    }
                 }
                 Err(e) => {
                     log::error!("{}: accept failed: {e}", self.name);
@@ -255,6 +275,14 @@ impl<A: App> Service for Listener<A> {
             }
         }
         log::info!("{}: stopped listening on {}", self.name, self.addr);
+        if let Some(loops) = loops {
+            // The open connections finish their requests (each answer now closes); the loops
+            // stop once they are all closed, or when pingora ends this task at the end of the
+            // graceful shutdown.
+            while loops.open() > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
     }
 
     fn name(&self) -> &str {
@@ -267,6 +295,49 @@ impl<A: App> Service for Listener<A> {
 
     fn listen_addresses(&self) -> Option<Vec<String>> {
         Some(vec![self.key()])
+    }
+}
+
+/// A connection accepted, to be served where it is spawned.
+struct Task<A: App> {
+    app: Arc<A>,
+    tls: Option<Arc<Acceptor>>,
+    shutdown: ShutdownWatch,
+    /// Held for as long as the connection lives.
+    slot: Option<OpenConnection>,
+    peer: SocketAddr,
+}
+
+impl<A: App> Task<A> {
+    async fn serve(self, tcp: tokio::net::TcpStream) {
+        let Task {
+            app,
+            tls,
+            shutdown,
+            slot,
+            peer,
+        } = self;
+        let _slot = slot;
+        let l4 = L4Stream::from(tcp);
+        let stream: Stream = match tls {
+            None => Box::new(l4),
+            Some(acceptor) => {
+                let limit = app.settings().read_timeout;
+                match tokio::time::timeout(limit, acceptor.tls_handshake(l4)).await {
+                    Ok(Ok(tls)) => Box::new(tls),
+                    Ok(Err(e)) => {
+                        log::debug!("TLS handshake with {peer} failed: {e}");
+                        return;
+                    }
+                    Err(_) => {
+                        log::debug!("TLS handshake with {peer} timed out");
+                        return;
+                    }
+                }
+            }
+        };
+        let conn = Conn::with_peer(stream, Some(peer.ip()));
+        connection::serve(&*app, conn, shutdown).await;
     }
 }
 

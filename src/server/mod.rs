@@ -1,6 +1,7 @@
 //! The server side of every listener: the players' gateway listener, the admin listener and the
 //! emulator all run on it. It accepts connections (plain TCP or TLS, bound here or taken over
-//! from the previous process on an upgrade — [`listener`]), runs each connection's loop
+//! from the previous process on an upgrade — [`listener`]) and places them on its event loops
+//! ([`loops`]), runs each connection's loop
 //! ([`connection`]: wait for a request, read its head, hand it to the [`App`], write the answer,
 //! keep the connection or close it), reads request bodies ([`exchange`]) and writes the answers
 //! it makes itself ([`answers`]); and the admission limits that protect it: the connection cap
@@ -17,6 +18,7 @@ pub mod budget;
 pub mod connection;
 pub mod exchange;
 pub mod listener;
+pub mod loops;
 pub mod rate_limit;
 
 use std::future::Future;
