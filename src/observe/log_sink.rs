@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 const FLUSH_AT: usize = 64 * 1024;
 /// Otherwise written out this often.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// A thread's scratch buffer for formatting a line is kept up to this size between lines.
+const SCRATCH_KEPT: usize = 16 * 1024;
 
 /// Where the lines go.
 #[derive(Clone, Debug)]
@@ -100,6 +102,32 @@ impl LogSink {
     /// Appends one line written by `write` (a newline is added). Returns `false` when the
     /// buffer was full and the line was dropped (and counted).
     pub fn line(&self, write: impl FnOnce(&mut Vec<u8>)) -> bool {
+        // The line is formatted into this thread's scratch buffer first, so that the lock is
+        // held for a copy only, not while another worker formats its own line.
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut line) => {
+                line.clear();
+                write(&mut line);
+                let kept = self.append(&line);
+                if line.capacity() > SCRATCH_KEPT {
+                    *line = Vec::new();
+                }
+                kept
+            }
+            // Only if `write` itself logged a line on this thread.
+            Err(_) => {
+                let mut line = Vec::new();
+                write(&mut line);
+                self.append(&line)
+            }
+        })
+    }
+
+    /// Appends one formatted line (and its newline) under the lock.
+    fn append(&self, line: &[u8]) -> bool {
         let mut state = self.shared.lock();
         if state.pending.len() >= self.shared.capacity || state.stop {
             drop(state);
@@ -107,7 +135,7 @@ impl LogSink {
             return false;
         }
         let before = state.pending.len();
-        write(&mut state.pending);
+        state.pending.extend_from_slice(line);
         state.pending.push(b'\n');
         state.lines += 1;
         // Written out early once a good part of the buffer is used (a small buffer must not

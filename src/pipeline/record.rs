@@ -47,18 +47,17 @@ pub fn record(series: &Series, access_log: Option<&AccessLog>, r: &Record<'_>, c
     let Some(log) = access_log else {
         return;
     };
-    let ts = enrich::template::rfc3339_millis(r.received_ms + r.elapsed.as_millis() as u64);
     log.write(&Entry {
-        ts: &ts,
+        ts_ms: r.received_ms + r.elapsed.as_millis() as u64,
         request_id: r.request_id,
         client: r.client,
         method: r.method,
         route: r.route.template(),
         status: r.status,
-        duration_ms: r.elapsed.as_secs_f64() * 1000.0,
+        duration: r.elapsed,
         body_bytes: r.body_bytes,
         upstream: r.upstream,
-        upstream_ms: r.upstream_time.map(|t| t.as_secs_f64() * 1000.0),
+        upstream_time: r.upstream_time,
         violations: r.violations,
         error: r.error,
     });

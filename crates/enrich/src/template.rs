@@ -128,6 +128,14 @@ impl Template {
 
 /// Formats Unix milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ` (proleptic Gregorian, UTC).
 pub fn rfc3339_millis(ms: u64) -> String {
+    let mut out = Vec::with_capacity(24);
+    rfc3339_millis_to(&mut out, ms);
+    // Only ASCII digits and separators were written.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`rfc3339_millis`], appended to `out` (no allocation beyond `out`'s growth).
+pub fn rfc3339_millis_to(out: &mut Vec<u8>, ms: u64) {
     let secs = ms / 1000;
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
@@ -141,18 +149,25 @@ pub fn rfc3339_millis(ms: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    use std::fmt::Write;
-    let mut out = String::with_capacity(24);
-    // Writing to a String cannot fail.
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms % 1000
-    );
-    out
+    let digits = |out: &mut Vec<u8>, v: u64, width: u32| {
+        for i in (0..width).rev() {
+            out.push(b'0' + (v / 10u64.pow(i) % 10) as u8);
+        }
+    };
+    digits(out, year.clamp(0, 9999) as u64, 4);
+    out.push(b'-');
+    digits(out, month as u64, 2);
+    out.push(b'-');
+    digits(out, day as u64, 2);
+    out.push(b'T');
+    digits(out, rem / 3600, 2);
+    out.push(b':');
+    digits(out, rem % 3600 / 60, 2);
+    out.push(b':');
+    digits(out, rem % 60, 2);
+    out.push(b'.');
+    digits(out, ms % 1000, 3);
+    out.push(b'Z');
 }
 
 #[cfg(test)]
