@@ -125,7 +125,11 @@ fn documented_sessions_and_the_real_sdk_trace_break_no_session_rule() {
 
 #[test]
 fn order_sensitive_rules_are_reported_in_ts_order_and_the_calls_go_on() {
-    let gw = gateway("");
+    // Findings are logged at debug (counted at every level).
+    let gw = Gateway::start(Options {
+        tables: toml("[sessions]\nreorder_window_ms = 200\n[log]\nlevel = \"debug\"\n"),
+        ..Options::default()
+    });
     let sid = start_vod(&gw, T0);
     // Sent out of order within the window: the break opens before the ad by ts, so no finding.
     accepted(&gw, &sid, &vod("adStart", T0 + 20));

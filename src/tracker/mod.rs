@@ -539,7 +539,9 @@ impl Tracker {
             let was_refused =
                 refused == Some(f.rule) && self.settings.mode(f.rule) == Mode::Enforce;
             self.handles.violations[i][usize::from(was_refused)].inc();
-            log::info!(
+            // Counted above and by player; a line per finding at `info` would let one broken
+            // player flood the diagnostic log (and cost every such call a formatted line).
+            log::debug!(
                 "session {sid}: {} ({} at ts {}){}",
                 f.rule.as_str(),
                 f.kind.as_str(),
