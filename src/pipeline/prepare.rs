@@ -12,7 +12,14 @@ use mcapi::{Endpoint, EventType, Policies, Severity, Violation};
 
 /// The upstream path of an events call: the upstream's own sid, with the query kept.
 pub fn owner_path(sid: &str, query: Option<&str>) -> String {
-    let mut path = format!("/api/v1/sessions/{sid}/events");
+    const PREFIX: &str = "/api/v1/sessions/";
+    const SUFFIX: &str = "/events";
+    let query_len = query.map_or(0, |q| q.len() + 1);
+    // One allocation, of the final size.
+    let mut path = String::with_capacity(PREFIX.len() + sid.len() + SUFFIX.len() + query_len);
+    path.push_str(PREFIX);
+    path.push_str(sid);
+    path.push_str(SUFFIX);
     if let Some(q) = query {
         path.push('?');
         path.push_str(q);

@@ -30,20 +30,35 @@ struct Inner {
 
 /// `raw` as a label value.
 pub fn normalise(raw: &str) -> String {
-    let mut out: String = raw
-        .trim()
-        .chars()
-        .flat_map(char::to_lowercase)
-        .map(|c| match c {
-            'a'..='z' | '0'..='9' | '.' | '_' | '-' => c,
-            _ => '_',
-        })
-        .take(MAX_LEN)
-        .collect();
-    if out.is_empty() {
-        out.push_str("unknown");
+    let mut buf = [0u8; MAX_LEN];
+    normalise_into(raw, &mut buf).to_owned()
+}
+
+/// [`normalise`] into `buf` (no allocation: a call's label is looked up without one).
+fn normalise_into<'b>(raw: &str, buf: &'b mut [u8; MAX_LEN]) -> &'b str {
+    let keep = |c: char| match c {
+        'a'..='z' | '0'..='9' | '.' | '_' | '-' => c as u8,
+        _ => b'_',
+    };
+    let raw = raw.trim();
+    let mut len = 0;
+    if raw.is_ascii() {
+        // The usual case, without the per-character Unicode lower-casing.
+        for &b in raw.as_bytes().iter().take(MAX_LEN) {
+            buf[len] = keep(char::from(b.to_ascii_lowercase()));
+            len += 1;
+        }
+    } else {
+        for c in raw.chars().flat_map(char::to_lowercase).take(MAX_LEN) {
+            buf[len] = keep(c);
+            len += 1;
+        }
     }
-    out
+    // Only ASCII was written.
+    match std::str::from_utf8(&buf[..len]) {
+        Ok("") | Err(_) => "unknown",
+        Ok(name) => name,
+    }
 }
 
 impl LabelSet {
@@ -74,17 +89,19 @@ impl LabelSet {
         let Some(raw) = raw.filter(|r| !r.trim().is_empty()) else {
             return UNKNOWN;
         };
-        let name = normalise(raw);
-        if let Some(id) = self.read().ids.get(&name) {
+        let mut buf = [0u8; MAX_LEN];
+        let name = normalise_into(raw, &mut buf);
+        if let Some(id) = self.read().ids.get(name) {
             return *id;
         }
         let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(id) = inner.ids.get(&name) {
+        if let Some(id) = inner.ids.get(name) {
             return *id;
         }
         if inner.seen >= self.max || inner.names.len() >= usize::from(u16::MAX) {
             return OTHER;
         }
+        let name = name.to_owned();
         let id = inner.names.len() as u16;
         inner.seen += 1;
         inner.ids.insert(name.clone(), id);

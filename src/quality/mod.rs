@@ -59,6 +59,9 @@ struct Counts {
     by_rule: Vec<u64>,
     by_player: HashMap<Key, u64>,
     minutes: VecDeque<Minute>,
+    /// The series of `mediagate_violations_by_player_total` of each key, looked up once (a
+    /// look-up by label names costs two name copies and a hash of the strings).
+    series: HashMap<Key, prometheus::IntCounter>,
 }
 
 pub struct Quality {
@@ -108,6 +111,7 @@ impl Quality {
                 by_rule: vec![0; rules.len()],
                 by_player: HashMap::new(),
                 minutes: VecDeque::new(),
+                series: HashMap::new(),
             }),
             rules,
             rule_index,
@@ -165,10 +169,19 @@ impl Quality {
             m.by_rule[usize::from(r)] += n;
             *m.by_player.entry(key).or_default() += n;
         }
+        let series = c
+            .series
+            .entry(key)
+            .or_insert_with(|| {
+                self.by_player.with_label_values(&[
+                    &self.players.name(player),
+                    &self.sdks.name(sdk),
+                    rule,
+                ])
+            })
+            .clone();
         drop(c);
-        self.by_player
-            .with_label_values(&[&self.players.name(player), &self.sdks.name(sdk), rule])
-            .inc_by(n);
+        series.inc_by(n);
     }
 
     /// Keeps a quarantined call for the page (the last few).
