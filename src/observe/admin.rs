@@ -10,6 +10,8 @@
 //!   the last hour and since start, sessions, upstreams, the quarantine and its last examples;
 //! - `GET /` — the same as a page (rendered by the runtime with `quality::page`);
 //! - `GET /quality/examples/{id}` — one kept example's quarantine entry, as JSON;
+//! - `GET /debug/allocations` — only with `MEDIAGATE_COUNT_ALLOCATIONS=1`: the heap allocations
+//!   the gateway's event loops made so far (`observe::allocations`), as JSON;
 //! - another method on those paths — 405 with `Allow`; anything else — 404.
 //!
 //! When `[admin] token` is set, every path but `/healthz`, `/readyz` and `/metrics` (probes and
@@ -225,6 +227,11 @@ impl App for AdminApp {
                 self.metrics.render(),
             ),
             ("/healthz", true) => (200, "text/plain", b"ok\n".to_vec()),
+            ("/debug/allocations", true) if super::allocations::enabled() => (
+                200,
+                JSON,
+                format!("{{\"allocations\":{}}}", super::allocations::total()).into_bytes(),
+            ),
             ("/readyz", true) if self.readiness.is_ready() => {
                 (200, "text/plain", b"ready\n".to_vec())
             }
