@@ -49,30 +49,72 @@ pub async fn serve<A: App>(app: &A, mut conn: Conn, mut shutdown: ShutdownWatch)
                 break;
             }
         }
-        let (head, rest) = match conn.read_head(settings.read_timeout).await {
-            Ok(read) => read,
-            Err(failure) => {
-                linger = Box::pin(refuse(app, &mut conn, failure)).await;
+        // The request, from its head to its answer, in a future of its own (one allocation):
+        // an idle connection's task then carries none of the request's state (the head reader,
+        // routing, the body, the upstream exchange).
+        match Box::pin(one_request(
+            app,
+            &mut conn,
+            &settings,
+            keep_alive_off,
+            &shutdown,
+        ))
+        .await
+        {
+            Next::Keep => {}
+            Next::Close { linger: l } => {
+                linger = l;
                 break;
             }
-        };
-        let closing = keep_alive_off || *shutdown.borrow();
-        let mut ex = Exchange::new(&mut conn, head, rest, closing, &settings);
-        // A future of its own, so that an idle connection's task does not carry the request's
-        // (routing, body, upstream exchange) state. A panic in it (a bug) ends this request
-        // with a 500, not the connection's task without an answer.
-        if CatchPanic(Box::pin(app.serve(&mut ex))).await.is_err() {
-            Box::pin(recover(app, &mut ex)).await;
         }
         served = true;
-        if !ex.keep_alive() {
-            linger = !ex.body_was_read();
-            break;
-        }
         conn.shed_buffer();
     }
     // Boxed: closing (with its drain buffer) is rare and must not size every idle task.
     Box::pin(conn.close(linger)).await;
+}
+
+/// After a request: keep the connection for the next one, or close it (lingering when the client
+/// may still be sending).
+enum Next {
+    Keep,
+    Close { linger: bool },
+}
+
+/// Reads one request's head and lets the app serve it (or answers a head that cannot be read).
+/// With `keep_alive_off`, or once shutting down, the answer closes the connection.
+async fn one_request<A: App>(
+    app: &A,
+    conn: &mut Conn,
+    settings: &super::ConnSettings,
+    keep_alive_off: bool,
+    shutdown: &ShutdownWatch,
+) -> Next {
+    let (head, rest) = match conn.read_head(settings.read_timeout).await {
+        Ok(read) => read,
+        Err(failure) => {
+            let linger = refuse(app, conn, failure).await;
+            return Next::Close { linger };
+        }
+    };
+    let closing = keep_alive_off || *shutdown.borrow();
+    let mut ex = Exchange::new(conn, head, rest, closing, settings);
+    // A panic in the app (a bug) ends this request with a 500, not the connection's task
+    // without an answer.
+    let panicked = {
+        let serving = std::pin::pin!(app.serve(&mut ex));
+        CatchPanic(serving).await.is_err()
+    };
+    if panicked {
+        recover(app, &mut ex).await;
+    }
+    if ex.keep_alive() {
+        Next::Keep
+    } else {
+        Next::Close {
+            linger: !ex.body_was_read(),
+        }
+    }
 }
 
 /// Answers a request whose head could not be read (when there is anyone to answer). Returns

@@ -323,7 +323,11 @@ impl<A: App> Task<A> {
             None => Box::new(l4),
             Some(acceptor) => {
                 let limit = app.settings().read_timeout;
-                match tokio::time::timeout(limit, acceptor.tls_handshake(l4)).await {
+                // Boxed: the handshake's future is about 7 KB, and held inline it would size
+                // every connection's task, TLS or not, for as long as the connection lives
+                // (measured: 8.9 KB per idle plain connection inline, against the 2.5 KB goal).
+                let handshake = Box::pin(acceptor.tls_handshake(l4));
+                match tokio::time::timeout(limit, handshake).await {
                     Ok(Ok(tls)) => Box::new(tls),
                     Ok(Err(e)) => {
                         log::debug!("TLS handshake with {peer} failed: {e}");
