@@ -22,9 +22,19 @@ const T0: i64 = 1_768_507_200_000;
 struct Balancer(Child);
 
 impl Drop for Balancer {
+    /// SIGTERM first: nginx's master then stops its workers (a SIGKILL of the master alone
+    /// would leave them running, still listening); SIGKILL only if it has not exited in 5 s.
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        use nix::sys::signal::{kill, Signal};
+        use nix::unistd::Pid;
+        if let Ok(pid) = i32::try_from(self.0.id()) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        }
+        let exited = poll(Duration::from_secs(5), || self.0.try_wait().ok().flatten());
+        if exited.is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
     }
 }
 
