@@ -8,8 +8,8 @@
 #   make bench-quality  the CPU the quarantine and per-player counts add to a refused call
 #   make dist   a release tarball (binary, config, unit file, deploy/, docs/)
 #   make image  the container image, from local Debian bases (podman, mmdebstrap)
-#   make bench-load   mediagate against nginx and nginx + Lua under wrk, and the Redis session
-#                     store against the memory one (bench/run.sh, ~8 min)
+#   make bench-load   mediagate and its floor against nginx, HAProxy and nginx + Lua under wrk,
+#                     and the Redis session store against the memory one (bench/run.sh, ~20 min)
 #   make fuzz         every fuzz target for 60 s (FUZZ_SECONDS=...); make fuzz-smoke: 10 s each
 
 CARGO ?= cargo
