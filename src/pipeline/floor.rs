@@ -7,7 +7,7 @@
 //! **May use:** what its parent module uses.
 
 use super::{headers, Pass, RequestCtx, Tracking};
-use crate::server::{BodyFailure, Exchange};
+use crate::server::Exchange;
 use crate::upstream::{self, Target};
 
 impl Pass<'_> {
@@ -17,36 +17,15 @@ impl Pass<'_> {
         ex: &mut Exchange<'_>,
         ctx: &mut RequestCtx,
     ) -> std::io::Result<()> {
-        let max = self.rt.config.server.max_body_bytes;
-        let body = match ex.read_body(max).await {
-            Ok(body) => body,
-            Err(failure) => {
-                ex.close_after();
-                let status = match failure {
-                    BodyFailure::TooLarge => 413,
-                    BodyFailure::Timeout => 408,
-                    BodyFailure::Overloaded => 503,
-                    BodyFailure::Malformed(_) => 400,
-                };
-                return self
-                    .error(ex, ctx, status, "the request body could not be read")
-                    .await;
-            }
+        // The same body reading, limits and error answers as a checked call.
+        let Some((body, _held)) = self.read_body(ex, ctx).await? else {
+            return Ok(());
         };
         let head = &ex.head;
-        let has_body = head.framing != http1::Framing::Empty;
+        let body = (head.framing != http1::Framing::Empty).then_some(&body[..]);
         let wire = |path: &str, authority: &str| {
-            let mut wire = headers::request_head(
-                head.method.as_str(),
-                path,
-                authority,
-                &head.headers,
-                &[],
-                has_body.then_some(body.len()),
-                true,
-            );
-            wire.extend_from_slice(&body);
-            wire
+            let method = head.method.as_str();
+            headers::request(method, path, authority, &head.headers, &[], body, true)
         };
         let request = upstream::Request {
             request_id: "",

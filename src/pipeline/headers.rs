@@ -82,6 +82,30 @@ pub fn request_head(
     out
 }
 
+/// A whole HTTP/1.1 request for the upstream: [`request_head`], with `body` (when there is one)
+/// framed by its length and written after the head, in one buffer (one `write`).
+pub fn request(
+    method: &str,
+    path_and_query: &str,
+    authority: &str,
+    client_headers: &HeaderMap,
+    set: &[(HeaderName, HeaderValue)],
+    body: Option<&[u8]>,
+    underscores: bool,
+) -> Vec<u8> {
+    let mut out = request_head(
+        method,
+        path_and_query,
+        authority,
+        client_headers,
+        set,
+        body.map(<[u8]>::len),
+        underscores,
+    );
+    out.extend_from_slice(body.unwrap_or_default());
+    out
+}
+
 /// The fields of an upstream answer that travel to the client, as the upstream spelled them: all
 /// but hop-by-hop and framing ones, those named in its `Connection` field, and `skip` (the ones
 /// the gateway writes itself; lowercase).

@@ -434,19 +434,18 @@ impl Pass<'_> {
                     .inc_by(dropped as u64);
             }
         }
-        let payload = body.as_deref().unwrap_or_default();
         let wire = |path: &str, authority: &str| {
-            let mut wire = headers::request_head(
-                head.method.as_str(),
+            let method = head.method.as_str();
+            let body = body.as_deref();
+            headers::request(
+                method,
                 path,
                 authority,
                 &head.headers,
                 &set,
-                body.as_ref().map(Bytes::len),
+                body,
                 underscores,
-            );
-            wire.extend_from_slice(payload);
-            wire
+            )
         };
         // Only an answer of the shape the API gives this route can be its answer.
         let route = ctx.route;

@@ -104,7 +104,8 @@ impl Loops {
     }
 
     /// Connections open on each loop.
-    pub fn open_per_loop(&self) -> Vec<usize> {
+    #[cfg(test)]
+    fn open_per_loop(&self) -> Vec<usize> {
         self.loops
             .iter()
             .map(|l| l.open.load(Ordering::Relaxed))

@@ -8,11 +8,11 @@
 //!
 //! Why per thread (with `work_stealing = false`, the default): the gateway then serves its
 //! connections on event loops of its own, one single-threaded tokio runtime per thread
-//! (`server::loops`), and a socket belongs to the I/O driver of the runtime that opened it. A connection
-//! opened on one thread and reused by a request on another would have every readiness event of
-//! the answer delivered to the first thread, which then has to wake the second: a cross-thread
-//! wake-up per request. So a thread takes back only connections it opened. With work stealing
-//! there is one runtime, requests move between threads, and one stack is shared
+//! (`server::loops`), and a socket belongs to the I/O driver of the runtime that opened it. A
+//! connection opened on one thread and reused by a request on another would have every readiness
+//! event of the answer delivered to the first thread, which then has to wake the second: a
+//! cross-thread wake-up per request. So a thread takes back only connections it opened. With
+//! work stealing there is one runtime, requests move between threads, and one stack is shared
 //! (per-thread stacks would then fill on one thread while another opens new connections).
 //!
 //! A connection idle longer than the upstream's `idle_timeout_ms` is dropped instead of reused,
